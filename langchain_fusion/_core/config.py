@@ -1,0 +1,145 @@
+"""Fusion settings: the knobs shared by every adapter, validated in one place."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+
+Mode = Literal["best_of", "merge", "debate"]
+Topology = Literal["all", "ring"]
+JudgeFailurePolicy = Literal["fallback", "raise"]
+
+MODES: tuple[str, ...] = ("best_of", "merge", "debate")
+_MODE_ALIASES = {"best-of": "best_of", "bestof": "best_of", "best_of": "best_of"}
+
+#: Names of the settings that a caller may override per call (`.bind(...)`, invoke kwargs).
+SETTING_NAMES: tuple[str, ...] = (
+    "mode",
+    "criteria",
+    "min_successful",
+    "quorum",
+    "grace",
+    "member_timeout",
+    "judge_timeout",
+    "deadline",
+    "debate_rounds",
+    "topology",
+    "on_judge_failure",
+    "max_concurrency",
+    "seed",
+)
+
+
+class FusionSettings(BaseModel):
+    """How a fusion runs. Mixed into `FusionChatModel` and `FusionLLM` as their fields.
+
+    Each setting can also be changed for one call, e.g. `fusion.bind(mode="debate")`.
+    """
+
+    mode: Mode = "merge"
+    """`"best_of"` (the judge picks one answer, returned as written), `"merge"` (the judge
+    writes one answer from a structured comparison of all) or `"debate"` (members critique
+    and revise each other's answers for `debate_rounds`, then the judge writes the answer).
+    `"best-of"` is accepted too."""
+
+    criteria: str | None = None
+    """Optional rubric that steers the judge in every mode, e.g. `"prefer cited sources"`."""
+
+    min_successful: int = Field(default=1, ge=1)
+    """Fewest member answers the fusion needs; with fewer it raises `NotEnoughAnswersError`."""
+
+    quorum: int | None = Field(default=None, ge=1)
+    """Start judging once this many members answered (plus `grace`); `None` waits for all."""
+
+    grace: float = Field(default=0.0, ge=0)
+    """Seconds to wait for the remaining members once `quorum` answers arrived."""
+
+    member_timeout: float | None = Field(default=None, gt=0)
+    """Seconds one member call may take before it is cancelled and reported as `timeout`."""
+
+    judge_timeout: float | None = Field(default=None, gt=0)
+    """Seconds one judge call may take before it counts as a judge failure."""
+
+    deadline: float | None = Field(default=None, gt=0)
+    """Seconds the whole fusion may take; members still running then are cancelled."""
+
+    debate_rounds: int = Field(default=2, ge=0)
+    """Critique-and-revise rounds after the members' first answers (debate mode)."""
+
+    topology: Topology = "all"
+    """Who sees whom in a debate round: `"all"` (everyone) or `"ring"` (two neighbours)."""
+
+    on_judge_failure: JudgeFailurePolicy = "fallback"
+    """`"fallback"`: if the judge fails, return the answer of the first pool member (in pool
+    order) that answered, flagged `judge_fallback` in the report. `"raise"`: raise
+    `JudgeError`, which carries every member answer."""
+
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """Most member calls in flight at once; `None` runs the whole pool at once."""
+
+    seed: int | None = None
+    """Seed for the per-call shuffling of candidates (reproducible runs); `None` is random."""
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _normalise_mode(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            key = value.strip().lower()
+            if key in _MODE_ALIASES:
+                return _MODE_ALIASES[key]
+            if key not in MODES:
+                raise ValueError(
+                    f"unknown mode {value!r}: set mode to one of 'best_of', 'merge', 'debate'"
+                )
+            return key
+        return value
+
+    @model_validator(mode="after")
+    def _check_against_pool(self, info: ValidationInfo) -> FusionSettings:
+        size = (info.context or {}).get("pool_size") if info else None
+        if size is not None:
+            check_against_pool(self, size)
+        return self
+
+    def settings(self) -> dict[str, Any]:
+        """The current settings as a plain dict (the fields named in `SETTING_NAMES`)."""
+        return {name: getattr(self, name) for name in SETTING_NAMES}
+
+
+def check_against_pool(settings: FusionSettings, pool_size: int) -> None:
+    """Check the settings that depend on the size of the pool.
+
+    Raises:
+        ValueError: naming the field and the fix (pydantic turns it into a ValidationError).
+    """
+    if settings.min_successful > pool_size:
+        raise ValueError(
+            f"min_successful ({settings.min_successful}) is greater than the pool size "
+            f"({pool_size}): lower min_successful or add members to the pool"
+        )
+    if settings.quorum is not None:
+        if settings.quorum > pool_size:
+            raise ValueError(
+                f"quorum ({settings.quorum}) is greater than the pool size ({pool_size}): "
+                f"set quorum between {settings.min_successful} and {pool_size}, or None"
+            )
+        if settings.quorum < settings.min_successful:
+            raise ValueError(
+                f"quorum ({settings.quorum}) is smaller than min_successful "
+                f"({settings.min_successful}): set quorum between {settings.min_successful} "
+                f"and {pool_size}, or None"
+            )
+
+
+def resolve_settings(
+    base: FusionSettings, overrides: dict[str, Any], pool_size: int
+) -> FusionSettings:
+    """Apply per-call overrides to `base` and validate the result against the pool.
+
+    Raises:
+        pydantic.ValidationError: when an override is invalid; raised before any call.
+    """
+    data = base.settings()
+    data.update({k: v for k, v in overrides.items() if k in SETTING_NAMES})
+    return FusionSettings.model_validate(data, context={"pool_size": pool_size})

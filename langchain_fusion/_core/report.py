@@ -1,0 +1,80 @@
+"""The fusion report: what every member did, what the judge decided, what it all cost.
+
+It lands in `response_metadata["fusion"]` (LangChain) and `additional_kwargs["fusion"]`
+(LlamaIndex) and is JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_fusion._core.outcome import Outcome
+from langchain_fusion._core.usage import Ledger, message_cost, message_usage, sum_cost, sum_usage
+
+
+def _calls_summary(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    last = outcomes[-1] if outcomes else None
+    errors = [o.error for o in outcomes if o.error]
+    return {
+        "status": last.status if last else "skipped",
+        "calls": len(outcomes),
+        "latency_s": round(sum(o.latency_s for o in outcomes), 6),
+        "usage": dict(sum_usage(message_usage(o.message) for o in outcomes)),
+        "cost_usd": sum_cost(message_cost(o.message) for o in outcomes),
+        "error": errors[-1] if errors else None,
+    }
+
+
+def build_report(
+    *,
+    mode: str,
+    members: Sequence[tuple[str, str]],
+    judge_model: str,
+    ledger: Ledger,
+    total_s: float,
+    winner: str | None = None,
+    rounds: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Assemble the report from the ledger of calls.
+
+    Args:
+        mode: The mode that ran.
+        members: `(name, model)` of each pool member, in pool order.
+        judge_model: The judge's model identifier.
+        ledger: Every call made.
+        total_s: Wall time of the whole fusion.
+        winner: best_of: the chosen member's name.
+        rounds: debate: revision rounds run.
+        extra: Mode-specific entries (comparison, debate graph, fallback flags...).
+    """
+    candidates = []
+    for name, model in members:
+        entry: dict[str, Any] = {"name": name, "model": model}
+        entry.update(_calls_summary(ledger.for_name(name)))
+        candidates.append(entry)
+    judge_calls = ledger.for_name("judge", role="judge")
+    judge: dict[str, Any] = {"model": judge_model}
+    judge.update(_calls_summary(judge_calls))
+    if not judge_calls:
+        judge["status"] = "skipped"
+    report: dict[str, Any] = {
+        "mode": mode,
+        "candidates": candidates,
+        "winner": winner,
+        "rounds": rounds,
+        "judge": judge,
+        "judge_fallback": False,
+        "timings": {
+            "total_s": round(total_s, 6),
+            "judge_s": round(sum(o.latency_s for o in judge_calls), 6),
+        },
+        "usage": dict(ledger.usage()),
+        "usage_by_model": ledger.usage_by_model(),
+        "cost_usd": ledger.cost(),
+        "cost_complete": ledger.cost_complete(),
+    }
+    if extra:
+        report.update(extra)
+    return report

@@ -1,0 +1,216 @@
+"""Logic shared by the async and sync drivers: preparing one call and reading its result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from langchain_fusion._core.outcome import Outcome, Status, describe_error
+from langchain_fusion._runtime.steps import Call, Deadline
+
+#: Builds the child run config of a call (tracers, tags, metadata); set by the adapter.
+ConfigFor = Callable[[Call], RunnableConfig]
+
+# Polling step used only while a call with a timeout waits for a concurrency slot.
+QUEUE_POLL_S = 0.02
+
+
+def runnable_for(call: Call) -> tuple[Runnable[Any, Any], bool]:
+    """What to invoke for `call`, and whether it returns structured output (`include_raw`)."""
+    if call.schema is not None and call.member.supports_structured_output:
+        try:
+            structured = call.member.runnable.with_structured_output(  # type: ignore[attr-defined]
+                call.schema, include_raw=True
+            )
+        except (NotImplementedError, AttributeError, TypeError, ValueError):
+            return call.member.runnable, False
+        return structured, True
+    return call.member.runnable, False
+
+
+def as_ai_message(value: Any) -> AIMessage:
+    """Coerce a model's return value to an `AIMessage` (chunks become messages)."""
+    if isinstance(value, AIMessageChunk):
+        return AIMessage(
+            content=value.content,
+            additional_kwargs=value.additional_kwargs,
+            response_metadata=value.response_metadata,
+            tool_calls=value.tool_calls,
+            invalid_tool_calls=value.invalid_tool_calls,
+            usage_metadata=value.usage_metadata,
+            id=value.id,
+        )
+    if isinstance(value, AIMessage):
+        return value
+    if isinstance(value, BaseMessage):
+        return AIMessage(content=value.content, id=value.id)
+    return AIMessage(content=str(value))
+
+
+def finish_error(message: AIMessage) -> str | None:
+    """The error of a response that ended with `finish_reason == "error"`, else None."""
+    meta = message.response_metadata or {}
+    if meta.get("finish_reason") == "error":
+        detail = meta.get("error")
+        return f"finish_reason error{': ' + str(detail) if detail else ''}"
+    return None
+
+
+def outcome_of(call: Call, value: Any, structured: bool, started: float) -> Outcome:
+    """Turn a call's return value into an `Outcome` (an error finish is a failure)."""
+    latency = time.monotonic() - started
+    parsed: object | None = None
+    parse_error: str | None = None
+    if structured and isinstance(value, dict):
+        parsed = value.get("parsed")
+        if value.get("parsing_error") is not None:
+            parse_error = describe_error(value["parsing_error"])
+        value = value.get("raw")
+    message = as_ai_message(value)
+    error = finish_error(message)
+    return Outcome(
+        name=call.member.name,
+        model=call.member.model,
+        role=call.role,
+        status="error" if error else "ok",
+        message=message,
+        error=error or parse_error,
+        latency_s=latency,
+        round=call.round,
+        step=call.step,
+        structured=parsed,
+    )
+
+
+def failed(
+    call: Call,
+    status: Status,
+    error: str,
+    started: float | None,
+    exc: BaseException | None = None,
+    message: AIMessage | None = None,
+) -> Outcome:
+    """The outcome of a call that raised, timed out, was cancelled or never ran."""
+    return Outcome(
+        name=call.member.name,
+        model=call.member.model,
+        role=call.role,
+        status=status,
+        message=message,
+        error=error,
+        latency_s=0.0 if started is None else time.monotonic() - started,
+        round=call.round,
+        step=call.step,
+        exception=exc,
+    )
+
+
+def error_outcome(call: Call, exc: BaseException, started: float) -> Outcome:
+    """The outcome of a call that raised `exc`."""
+    if isinstance(exc, TimeoutError):
+        return failed(call, "timeout", "timed out", started, exc)
+    return failed(call, "error", describe_error(exc), started, exc)
+
+
+class FanOutState:
+    """The waiting rules of a fan-out, shared by both drivers.
+
+    Per-call timeouts, quorum and grace, and the overall deadline: it decides, the drivers
+    wait and cancel.
+    """
+
+    def __init__(self, calls: list[Call], quorum: int | None, grace: float, deadline: Deadline):
+        self.calls = calls
+        self.quorum = quorum
+        self.grace = grace
+        self.deadline = deadline
+        self.started: dict[int, float] = {}
+        self.results: dict[int, Outcome] = {}
+        self.grace_until: float | None = None
+
+    def mark_started(self, index: int) -> float:
+        """Record that call `index` started (it may have waited for a concurrency slot)."""
+        now = time.monotonic()
+        self.started[index] = now
+        return now
+
+    def finish(self, index: int, outcome: Outcome) -> None:
+        """Record the outcome of call `index`."""
+        if index in self.results:
+            return
+        self.results[index] = outcome
+        if self.quorum is not None and self.grace_until is None:
+            successes = sum(1 for o in self.results.values() if o.ok)
+            if successes >= self.quorum:
+                self.grace_until = time.monotonic() + self.grace
+
+    def pending(self) -> list[int]:
+        """Indexes of the calls without an outcome yet."""
+        return [i for i in range(len(self.calls)) if i not in self.results]
+
+    def expire(self) -> list[int]:
+        """Record a timeout for every started call past its own timeout; return them."""
+        now = time.monotonic()
+        expired = []
+        for index in self.pending():
+            timeout = self.calls[index].timeout
+            start = self.started.get(index)
+            if timeout is not None and start is not None and now >= start + timeout:
+                self.finish(
+                    index,
+                    failed(self.calls[index], "timeout", f"no answer within {timeout:g}s", start),
+                )
+                expired.append(index)
+        return expired
+
+    def should_stop(self) -> bool:
+        """Whether to stop waiting: all done, grace over, or deadline passed."""
+        if not self.pending():
+            return True
+        now = time.monotonic()
+        if self.grace_until is not None and now >= self.grace_until:
+            return True
+        return self.deadline.expired()
+
+    def next_wait(self) -> float | None:
+        """Seconds until the next reason to wake up (None: only a completion)."""
+        now = time.monotonic()
+        limits: list[float] = []
+        if self.grace_until is not None:
+            limits.append(self.grace_until - now)
+        if self.deadline.at is not None:
+            limits.append(self.deadline.at - now)
+        for index in self.pending():
+            timeout = self.calls[index].timeout
+            if timeout is None:
+                continue
+            start = self.started.get(index)
+            limits.append(QUEUE_POLL_S if start is None else start + timeout - now)
+        return max(0.0, min(limits)) if limits else None
+
+    def abandon(self) -> list[int]:
+        """Record the calls still running as `cancelled` (or `timeout` past the deadline)."""
+        expired = self.deadline.expired()
+        left = self.pending()
+        for index in left:
+            call = self.calls[index]
+            if expired:
+                outcome = failed(
+                    call, "timeout", "fusion deadline reached", self.started.get(index)
+                )
+            elif index in self.started:
+                outcome = failed(
+                    call, "cancelled", "cancelled: quorum reached", self.started[index]
+                )
+            else:
+                outcome = failed(call, "cancelled", "cancelled before it started", None)
+            self.results[index] = outcome
+        return left
+
+    def outcomes(self) -> list[Outcome]:
+        """Outcomes in the order of the calls."""
+        return [self.results[i] for i in range(len(self.calls))]

@@ -1,0 +1,151 @@
+"""Pool members as users hold them: chat models, bound, retried, with fallbacks or config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableWithFallbacks
+from langchain_core.runnables.configurable import DynamicRunnable
+
+_ACCEPTED = (
+    "a LangChain chat model (BaseChatModel), optionally wrapped with .bind(...), "
+    ".with_retry(...), .with_fallbacks([...]) or .with_config(...)"
+)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One callable participant: a pool member or the judge.
+
+    Attributes:
+        name: Unique name in the pool (the judge is always `"judge"`).
+        model: The model identifier, for usage grouping and the report.
+        runnable: What is called, exactly as the user passed it.
+        chat_model: The chat model inside the wrappers.
+    """
+
+    name: str
+    model: str
+    runnable: Runnable[Any, Any]
+    chat_model: BaseChatModel
+
+    @property
+    def supports_structured_output(self) -> bool:
+        """Whether the chat model implements tool calling or structured output itself."""
+        cls = type(self.chat_model)
+        return (
+            cls.with_structured_output is not BaseChatModel.with_structured_output
+            or cls.bind_tools is not BaseChatModel.bind_tools
+        )
+
+
+def unwrap_chat_model(runnable: Any) -> BaseChatModel | None:
+    """The chat model inside the wrappers LangChain users apply, or None."""
+    seen = 0
+    while seen < 32:
+        seen += 1
+        if isinstance(runnable, BaseChatModel):
+            return runnable
+        if isinstance(runnable, RunnableBinding):
+            runnable = runnable.bound
+        elif isinstance(runnable, RunnableWithFallbacks):
+            runnable = runnable.runnable
+        elif isinstance(runnable, DynamicRunnable):
+            runnable = runnable.default
+        else:
+            return None
+    return None
+
+
+def model_id(chat_model: BaseChatModel) -> str:
+    """The model's identifier: `model_name`, `model` or `model_id`, else its type name."""
+    for attr in ("model_name", "model", "model_id"):
+        value = getattr(chat_model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    try:
+        return chat_model._llm_type
+    except Exception:
+        return type(chat_model).__name__
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    counts: dict[str, int] = {}
+    out = []
+    taken = set(names)
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+        if counts[name] == 1:
+            out.append(name)
+            continue
+        n = counts[name]
+        candidate = f"{name}-{n}"
+        while candidate in taken:
+            n += 1
+            candidate = f"{name}-{n}"
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def as_member(value: Any, where: str, name: str | None = None) -> Member:
+    """Check one pool entry (or the judge) and wrap it as a `Member`.
+
+    Raises:
+        ValueError: naming `where` (e.g. `pool[2]`) and what is accepted.
+    """
+    if isinstance(value, str):
+        raise ValueError(f"{where} is the string {value!r}: pass {_ACCEPTED}")
+    chat_model = unwrap_chat_model(value)
+    if chat_model is None:
+        raise ValueError(
+            f"{where} is a {type(value).__name__}, which is not a chat model: pass {_ACCEPTED}"
+        )
+    model = model_id(chat_model)
+    return Member(name=name or model, model=model, runnable=value, chat_model=chat_model)
+
+
+def resolve_pool(pool: Sequence[Any] | Mapping[str, Any]) -> list[Member]:
+    """Turn the `pool` field into members with unique names, in pool order.
+
+    A mapping names members explicitly; otherwise names come from the models, made unique
+    with `-2`, `-3`... suffixes.
+
+    Raises:
+        ValueError: for an empty pool or an entry that is not a chat model.
+    """
+    if isinstance(pool, Mapping):
+        items = list(pool.items())
+        if not items:
+            raise ValueError("pool is empty: give at least one chat model")
+        for key, _ in items:
+            if not isinstance(key, str) or not key or key == "judge":
+                raise ValueError(
+                    f"pool has the name {key!r}: names must be non-empty strings other than 'judge'"
+                )
+        return [as_member(v, f"pool[{k!r}]", name=k) for k, v in items]
+    if isinstance(pool, (str, bytes)) or not isinstance(pool, Sequence):
+        raise ValueError(
+            f"pool is a {type(pool).__name__}: give a list of chat models or a dict "
+            "{name: chat model}"
+        )
+    if not pool:
+        raise ValueError("pool is empty: give at least one chat model")
+    members = [as_member(v, f"pool[{i}]") for i, v in enumerate(pool)]
+    names = _unique([m.name for m in members])
+    return [
+        Member(name=n, model=m.model, runnable=m.runnable, chat_model=m.chat_model)
+        for n, m in zip(names, members, strict=True)
+    ]
+
+
+def resolve_judge(judge: Any) -> Member:
+    """Check the `judge` field and wrap it as a `Member` named `"judge"`.
+
+    Raises:
+        ValueError: when the judge is not a chat model.
+    """
+    return as_member(judge, "judge", name="judge")

@@ -1,0 +1,343 @@
+"""The three mode runners: best_of, merge and debate.
+
+Each runner is a generator over the pure core: it yields the calls it needs (`Call`,
+`FanOut`), the driver performs them and sends back outcomes, and the runner returns a
+`FusionResult`. The same runner serves the async and the sync driver, streaming or not.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, TypeVar
+
+from langchain_core.messages import AIMessage, BaseMessage
+from pydantic import BaseModel
+
+from langchain_fusion._core import prompts
+from langchain_fusion._core.agreement import answers_agree
+from langchain_fusion._core.config import FusionSettings
+from langchain_fusion._core.fencing import Candidate, anonymise, message_text, new_nonce
+from langchain_fusion._core.graph import DebateGraph
+from langchain_fusion._core.outcome import Outcome
+from langchain_fusion._core.report import build_report
+from langchain_fusion._core.usage import Ledger
+from langchain_fusion._core.verdict import (
+    Comparison,
+    Verdict,
+    VerdictParseError,
+    check_verdict,
+    parse_comparison,
+    parse_verdict,
+)
+from langchain_fusion._exceptions import JudgeError, NotEnoughAnswersError
+from langchain_fusion._runtime.members import Member
+from langchain_fusion._runtime.steps import Call, FanOut, FusionResult
+
+T = TypeVar("T", bound=BaseModel)
+Steps = Generator[Call | FanOut, Any, Any]
+
+SINGLE_ANSWER = "only one member answered"
+
+
+class FusionRun:
+    """One fusion call: its members, judge, settings, conversation, and ledger of calls."""
+
+    def __init__(
+        self,
+        members: Sequence[Member],
+        judge: Member,
+        settings: FusionSettings,
+        conversation: Sequence[BaseMessage],
+    ) -> None:
+        self.members = list(members)
+        self.judge = judge
+        self.settings = settings
+        self.conversation = list(conversation)
+        self.rng = random.Random(settings.seed)
+        self.ledger = Ledger()
+        self.started = time.monotonic()
+        self.latest: dict[str, AIMessage] = {}
+
+    # -- the plan ---------------------------------------------------------------------------
+
+    def plan(self) -> Generator[Call | FanOut, Any, FusionResult]:
+        """The generator a driver runs for the configured mode."""
+        runners = {"best_of": self._best_of, "merge": self._merge, "debate": self._debate}
+        return runners[self.settings.mode]()
+
+    # -- shared phases ----------------------------------------------------------------------
+
+    def _answer_phase(self) -> Steps:
+        s = self.settings
+        calls = [Call(m, self.conversation, timeout=s.member_timeout) for m in self.members]
+        outcomes: list[Outcome] = yield FanOut(calls, s.quorum, s.grace)
+        self.ledger.extend(outcomes)
+        for outcome in outcomes:
+            if outcome.ok and outcome.message is not None:
+                self.latest[outcome.name] = outcome.message
+        answered = [o for o in outcomes if o.ok]
+        if len(answered) < s.min_successful:
+            raise NotEnoughAnswersError(
+                f"only {len(answered)} of {len(self.members)} members answered, "
+                f"min_successful is {s.min_successful}: "
+                + "; ".join(f"{o.name}: {o.status} ({o.error})" for o in outcomes if not o.ok),
+                answers=dict(self.latest),
+                errors={o.name: o.error or o.status for o in outcomes if not o.ok},
+                report=self._report(extra={"error": "not enough answers"}),
+            )
+        return answered
+
+    def _candidates(self, names: Sequence[str]) -> tuple[dict[str, str], list[Candidate]]:
+        mapping = anonymise(names, self.rng)
+        return mapping, [
+            Candidate(label, message_text(self.latest[name])) for label, name in mapping.items()
+        ]
+
+    def _judge_parse(
+        self,
+        messages: list[BaseMessage],
+        schema: type[T],
+        step: str,
+        parse: Callable[[Outcome], T],
+    ) -> Steps:
+        """A structured judge call with one corrective retry.
+
+        Returns `(parsed or None, error or None, hard)`, `hard` meaning the judge itself
+        failed (raised, timed out) rather than answered unreadably.
+        """
+        call = Call(
+            self.judge,
+            messages,
+            role="judge",
+            step=step,
+            timeout=self.settings.judge_timeout,
+            schema=schema,
+        )
+        error = ""
+        for attempt in range(2):
+            outcome: Outcome = yield call
+            self.ledger.record(outcome)
+            if not outcome.ok or outcome.message is None:
+                return None, outcome.error or outcome.status, True
+            try:
+                return parse(outcome), None, False
+            except VerdictParseError as exc:
+                error = str(exc)
+            if attempt == 0:
+                call = Call(
+                    self.judge,
+                    prompts.corrective_messages(messages, message_text(outcome.message), error),
+                    role="judge",
+                    step=f"{step}-retry",
+                    timeout=self.settings.judge_timeout,
+                    schema=schema,
+                )
+        return None, f"unreadable judge reply after one corrective retry: {error}", False
+
+    def _synthesis(self, messages: list[BaseMessage]) -> Steps:
+        outcome: Outcome = yield Call(
+            self.judge,
+            messages,
+            role="judge",
+            step="synthesis",
+            timeout=self.settings.judge_timeout,
+            stream=True,
+        )
+        self.ledger.record(outcome)
+        return outcome
+
+    # -- results ----------------------------------------------------------------------------
+
+    def _report(
+        self,
+        winner: str | None = None,
+        rounds: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return build_report(
+            mode=self.settings.mode,
+            members=[(m.name, m.model) for m in self.members],
+            judge_model=self.judge.model,
+            ledger=self.ledger,
+            total_s=time.monotonic() - self.started,
+            winner=winner,
+            rounds=rounds,
+            extra=extra,
+        )
+
+    def _finish(
+        self,
+        message: AIMessage,
+        *,
+        winner: str | None = None,
+        rounds: int | None = None,
+        streamed: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> FusionResult:
+        answer = AIMessage(
+            content=message.content,
+            additional_kwargs=message.additional_kwargs,
+            tool_calls=message.tool_calls,
+            invalid_tool_calls=message.invalid_tool_calls,
+        )
+        return FusionResult(
+            message=answer,
+            report=self._report(winner, rounds, extra),
+            usage=self.ledger.usage(),
+            streamed=streamed,
+            answers=dict(self.latest),
+        )
+
+    def _fallback(
+        self, error: str | None, rounds: int | None = None, extra: dict[str, Any] | None = None
+    ) -> FusionResult:
+        """The judge failed: raise, or return the first answer in pool order, flagged."""
+        extra = {**(extra or {}), "judge_fallback": True, "judge_error": error}
+        if self.settings.on_judge_failure == "raise":
+            raise JudgeError(
+                f"the judge failed: {error}",
+                answers=dict(self.latest),
+                report=self._report(rounds=rounds, extra=extra),
+            )
+        first = next(m.name for m in self.members if m.name in self.latest)
+        return self._finish(self.latest[first], winner=first, rounds=rounds, extra=extra)
+
+    # -- the modes --------------------------------------------------------------------------
+
+    def _best_of(self) -> Generator[Call | FanOut, Any, FusionResult]:
+        answered: list[Outcome] = yield from self._answer_phase()
+        if len(answered) == 1:
+            only = answered[0].name
+            return self._finish(
+                self.latest[only], winner=only, extra={"judge_skipped": SINGLE_ANSWER}
+            )
+        mapping, candidates = self._candidates([o.name for o in answered])
+        labels = list(mapping)
+        messages = prompts.judge_messages(
+            self.conversation,
+            candidates,
+            new_nonce(),
+            prompts.verdict_task(labels),
+            self.settings.criteria,
+        )
+
+        def parse(outcome: Outcome) -> Verdict:
+            if isinstance(outcome.structured, Verdict):
+                return check_verdict(outcome.structured, labels)
+            assert outcome.message is not None
+            return parse_verdict(message_text(outcome.message), labels)
+
+        verdict, error, _ = yield from self._judge_parse(messages, Verdict, "verdict", parse)
+        if verdict is None:
+            return self._fallback(error, extra={"labels": mapping})
+        winner = mapping[verdict.winner]
+        return self._finish(
+            self.latest[winner],
+            winner=winner,
+            extra={"rationale": verdict.rationale, "labels": mapping},
+        )
+
+    def _merge(self) -> Generator[Call | FanOut, Any, FusionResult]:
+        answered: list[Outcome] = yield from self._answer_phase()
+        if len(answered) == 1:
+            only = answered[0].name
+            return self._finish(
+                self.latest[only], winner=only, extra={"judge_skipped": SINGLE_ANSWER}
+            )
+        mapping, candidates = self._candidates([o.name for o in answered])
+        nonce = new_nonce()
+        compare = prompts.judge_messages(
+            self.conversation, candidates, nonce, prompts.COMPARISON_TASK, self.settings.criteria
+        )
+
+        def parse(outcome: Outcome) -> Comparison:
+            if isinstance(outcome.structured, Comparison):
+                return outcome.structured
+            assert outcome.message is not None
+            return parse_comparison(message_text(outcome.message))
+
+        comparison, error, hard = yield from self._judge_parse(
+            compare, Comparison, "compare", parse
+        )
+        extra: dict[str, Any] = {
+            "labels": mapping,
+            "comparison": comparison.model_dump() if comparison else None,
+            "comparison_error": error,
+        }
+        if hard:
+            return self._fallback(error, extra=extra)
+        synthesis = prompts.judge_messages(
+            self.conversation,
+            candidates,
+            nonce,
+            prompts.SYNTHESIS_TASK,
+            self.settings.criteria,
+            extra=prompts.comparison_block(comparison),
+        )
+        outcome = yield from self._synthesis(synthesis)
+        if not outcome.ok:
+            return self._fallback(outcome.error, extra=extra)
+        return self._finish(outcome.message, streamed=True, extra=extra)
+
+    def _debate(self) -> Generator[Call | FanOut, Any, FusionResult]:
+        s = self.settings
+        graph = DebateGraph([m.name for m in self.members], s.topology)
+        by_name = {m.name: m for m in self.members}
+        for member in self.members:
+            graph.add_turn(member.name, 0)
+        try:
+            yield from self._answer_phase()
+        finally:
+            for outcome in self.ledger.outcomes:
+                graph.turns[f"r0:{outcome.name}"].status = outcome.status
+        for round_ in range(1, s.debate_rounds + 1):
+            active = graph.active()
+            if len(active) < 2:
+                break
+            if answers_agree([message_text(self.latest[n]) for n in active]):
+                graph.stopped_early = True
+                break
+            nonce = new_nonce()
+            calls = []
+            for name in active:
+                _, peers = self._candidates(graph.visible_to(name))
+                graph.add_turn(name, round_)
+                calls.append(
+                    Call(
+                        by_name[name],
+                        prompts.revision_messages(
+                            self.conversation, self.latest[name], peers, nonce, s.criteria
+                        ),
+                        step="revise",
+                        round=round_,
+                        timeout=s.member_timeout,
+                    )
+                )
+            quorum = None if s.quorum is None else min(s.quorum, len(calls))
+            outcomes: list[Outcome] = yield FanOut(calls, quorum, s.grace)
+            self.ledger.extend(outcomes)
+            for outcome in outcomes:
+                graph.turns[f"r{round_}:{outcome.name}"].status = outcome.status
+                if outcome.ok and outcome.message is not None:
+                    self.latest[outcome.name] = outcome.message
+            graph.rounds_run = round_
+        final = [m.name for m in self.members if m.name in self.latest]
+        extra: dict[str, Any] = {
+            "debate": {**graph.to_dict(), "mermaid": graph.to_mermaid()},
+            "agreed": answers_agree([message_text(self.latest[n]) for n in final]),
+        }
+        rounds = graph.rounds_run
+        if len(final) == 1:
+            extra["judge_skipped"] = SINGLE_ANSWER
+            return self._finish(self.latest[final[0]], winner=final[0], rounds=rounds, extra=extra)
+        mapping, candidates = self._candidates(final)
+        extra["labels"] = mapping
+        task = prompts.DEBATE_FINAL_TASK.format(rounds=rounds)
+        outcome = yield from self._synthesis(
+            prompts.judge_messages(self.conversation, candidates, new_nonce(), task, s.criteria)
+        )
+        if not outcome.ok:
+            return self._fallback(outcome.error, rounds=rounds, extra=extra)
+        return self._finish(outcome.message, rounds=rounds, streamed=True, extra=extra)

@@ -1,0 +1,320 @@
+"""`FusionChatModel`: a LangChain chat model that fuses the answers of a pool of chat models.
+
+The adapter translates between LangChain and the runtime; it holds no fusion logic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+from uuid import uuid4
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableConfig, ensure_config
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from langchain_fusion._core.config import (
+    SETTING_NAMES,
+    FusionSettings,
+    check_against_pool,
+    resolve_settings,
+)
+from langchain_fusion._exceptions import FusionInputError
+from langchain_fusion._runtime.drivers import AsyncDriver, SyncDriver
+from langchain_fusion._runtime.members import Member, resolve_judge, resolve_pool
+from langchain_fusion._runtime.modes import FusionRun
+from langchain_fusion._runtime.steps import Deadline, FusionResult
+from langchain_fusion._tracing import STREAM_PARENT, Parent, child_config_factory, parent_of
+
+
+class FusionChatModel(BaseChatModel, FusionSettings):
+    """Runs one prompt through a pool of chat models in parallel and fuses their answers.
+
+    A judge model fuses the answers in one of three modes: `best_of` picks the strongest
+    answer and returns it as written, `merge` writes one answer from a structured comparison
+    of all, and `debate` lets the members critique and revise each other's answers before the
+    judge writes the answer.
+
+    Setup:
+        ```bash
+        pip install llm-fusion
+        ```
+
+    Instantiate:
+        ```python
+        from langchain_fusion import FusionChatModel
+
+        fusion = FusionChatModel(pool=[model_a, model_b, model_c], judge=model_a, mode="merge")
+        ```
+
+    Invoke:
+        ```python
+        msg = fusion.invoke("Review this migration plan for operational risks.")
+        msg.content                       # the fused answer
+        msg.usage_metadata                # every token of every call, summed
+        msg.response_metadata["fusion"]   # the fusion report
+        ```
+
+    Per-call settings:
+        ```python
+        fusion.bind(mode="debate", debate_rounds=1).invoke("...")
+        ```
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+
+    pool: list[Any] | dict[str, Any] = Field(...)
+    """The members: chat models (optionally bound, retried, with fallbacks or config), as a
+    list (names come from the models, made unique) or a dict `{name: chat model}`."""
+
+    judge: Any = Field(...)
+    """The chat model that judges and fuses the members' answers."""
+
+    @field_validator("pool", mode="before")
+    @classmethod
+    def _validate_pool(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            value = dict(value)
+        elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+            value = list(value)
+        resolve_pool(value)
+        return value
+
+    @field_validator("judge")
+    @classmethod
+    def _validate_judge(cls, value: Any) -> Any:
+        resolve_judge(value)
+        return value
+
+    @model_validator(mode="after")
+    def _validate_settings_against_pool(self) -> FusionChatModel:
+        check_against_pool(self, len(self.pool))
+        return self
+
+    # -- LangChain identity -----------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "llm-fusion"
+
+    @property
+    def members(self) -> list[Member]:
+        """The pool as resolved members, with their unique names, in pool order."""
+        return resolve_pool(self.pool)
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "pool": [f"{m.name}={m.model}" for m in self.members],
+            "judge": resolve_judge(self.judge).model,
+            **self.settings(),
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="llm-fusion",
+            ls_model_name=f"fusion:{kwargs.get('mode', self.mode)}",
+            ls_model_type="chat",
+        )
+        if stop:
+            params["ls_stop"] = stop
+        return params
+
+    # -- preparing a run --------------------------------------------------------------------
+
+    def _prepare(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> FusionRun:
+        """Validate the input and per-call settings, before any model is called."""
+        if not messages:
+            raise FusionInputError(
+                "no messages to fuse: pass a prompt string or a non-empty list of messages"
+            )
+        unknown = sorted(k for k in kwargs if k not in SETTING_NAMES)
+        if unknown:
+            raise FusionInputError(
+                f"unknown per-call argument(s) {', '.join(unknown)}: a fusion accepts "
+                f"{', '.join(SETTING_NAMES)}; set member options on the members themselves"
+            )
+        members = self.members
+        settings = resolve_settings(self, kwargs, len(members))
+        return FusionRun(members, resolve_judge(self.judge), settings, messages)
+
+    def _final_message(self, result: FusionResult) -> AIMessage:
+        message = result.message
+        return AIMessage(
+            content=message.content,
+            additional_kwargs=message.additional_kwargs,
+            tool_calls=message.tool_calls,
+            invalid_tool_calls=message.invalid_tool_calls,
+            usage_metadata=result.usage,
+            response_metadata=self._response_metadata(result),
+        )
+
+    def _response_metadata(self, result: FusionResult) -> dict[str, Any]:
+        return {
+            "model_name": f"llm-fusion/{result.report['mode']}",
+            "model_provider": "llm-fusion",
+            "finish_reason": "tool_calls" if result.message.tool_calls else "stop",
+            "fusion": result.report,
+        }
+
+    def _final_chunk(self, result: FusionResult) -> AIMessageChunk:
+        return AIMessageChunk(
+            content="",
+            usage_metadata=result.usage,
+            response_metadata=self._response_metadata(result),
+            chunk_position="last",
+        )
+
+    @staticmethod
+    def _deadline(run: FusionRun) -> Deadline:
+        return Deadline(run.settings.deadline)
+
+    # -- generation -------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        run = self._prepare(messages, kwargs)
+        driver = SyncDriver(
+            child_config_factory(parent_of(run_manager)),
+            self._deadline(run),
+            run.settings.max_concurrency,
+        )
+        result = driver.run(run.plan())
+        return ChatResult(generations=[ChatGeneration(message=self._final_message(result))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        run = self._prepare(messages, kwargs)
+        driver = AsyncDriver(
+            child_config_factory(parent_of(run_manager)),
+            self._deadline(run),
+            run.settings.max_concurrency,
+        )
+        result = await driver.run(run.plan())
+        return ChatResult(generations=[ChatGeneration(message=self._final_message(result))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        parent = parent_of(run_manager) if run_manager else STREAM_PARENT.get() or Parent(None)
+        run = self._prepare(messages, kwargs)
+        driver = SyncDriver(
+            child_config_factory(parent), self._deadline(run), run.settings.max_concurrency
+        )
+        for item in driver.stream(run.plan()):
+            chunk = ChatGenerationChunk(
+                message=self._final_chunk(item) if isinstance(item, FusionResult) else item
+            )
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        parent = parent_of(run_manager) if run_manager else STREAM_PARENT.get() or Parent(None)
+        run = self._prepare(messages, kwargs)
+        driver = AsyncDriver(
+            child_config_factory(parent), self._deadline(run), run.settings.max_concurrency
+        )
+        async for item in driver.stream(run.plan()):
+            chunk = ChatGenerationChunk(
+                message=self._final_chunk(item) if isinstance(item, FusionResult) else item
+            )
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    # -- streaming entry points: hand `_stream` its parent run ------------------------------
+
+    def _stream_parent(self, config: RunnableConfig) -> Parent:
+        manager = CallbackManager.configure(
+            config.get("callbacks"),
+            self.callbacks,
+            self.verbose,
+            config.get("tags"),
+            self.tags,
+            config.get("metadata"),
+            self.metadata,
+        )
+        return Parent(
+            run_id=config.get("run_id"),
+            handlers=list(manager.handlers),
+            tags=list(manager.inheritable_tags),
+            metadata=dict(manager.inheritable_metadata),
+        )
+
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        """Stream the fused answer; see `BaseChatModel.stream`."""
+        config = ensure_config(config)
+        config["run_id"] = config.get("run_id") or uuid4()
+        parent = self._stream_parent(config)
+        iterator = super().stream(input, config, stop=stop, **kwargs)
+        # LangChain calls `_stream` without a run manager: the parent reaches it through a
+        # context variable set only while the stream starts, i.e. while `_stream` reads it.
+        token = STREAM_PARENT.set(parent)
+        try:
+            first = next(iterator, None)
+        finally:
+            STREAM_PARENT.reset(token)
+        if first is None:
+            return
+        yield first
+        yield from iterator
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        """Stream the fused answer; see `BaseChatModel.astream`."""
+        config = ensure_config(config)
+        config["run_id"] = config.get("run_id") or uuid4()
+        parent = self._stream_parent(config)
+        iterator = super().astream(input, config, stop=stop, **kwargs)
+        token = STREAM_PARENT.set(parent)
+        try:
+            first = await anext(iterator, None)
+        finally:
+            STREAM_PARENT.reset(token)
+        if first is None:
+            return
+        yield first
+        async for chunk in iterator:
+            yield chunk
