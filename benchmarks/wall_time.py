@@ -79,12 +79,10 @@ def main() -> None:
     print(
         f"members {LATENCIES} s, judge {JUDGE_LATENCY} s, best_of, {args.repeats} repeats (medians)"
     )
-    print(
-        f"  fusion sync   {med['sync']:.3f} s   ratio to slowest+judge {med['sync'] / med['baseline']:.3f}"
-    )
-    print(
-        f"  fusion async  {med['async']:.3f} s   ratio to slowest+judge {med['async'] / med['abaseline']:.3f}"
-    )
+    sync_ratio = med["sync"] / med["baseline"]
+    async_ratio = med["async"] / med["abaseline"]
+    print(f"  fusion sync   {med['sync']:.3f} s   ratio to slowest+judge {sync_ratio:.3f}")
+    print(f"  fusion async  {med['async']:.3f} s   ratio to slowest+judge {async_ratio:.3f}")
     print(f"  slowest+judge {med['baseline']:.3f} s (sync), {med['abaseline']:.3f} s (async)")
     print(
         f"  serial loop   {med['serial']:.3f} s   fusion/serial {med['sync'] / med['serial']:.3f}"
