@@ -71,10 +71,10 @@ def _ask(args: argparse.Namespace) -> int:
             f"{candidate['latency_s']:.2f}s  {candidate['usage']['total_tokens']} tokens",
             file=sys.stderr,
         )
-    usage = message.usage_metadata or {}
+    total_tokens = message.usage_metadata["total_tokens"] if message.usage_metadata else 0
     print(
         f"  mode {report['mode']}, winner {report['winner']}, rounds {report['rounds']}, "
-        f"total {report['timings']['total_s']:.2f}s, {usage.get('total_tokens', 0)} tokens",
+        f"total {report['timings']['total_s']:.2f}s, {total_tokens} tokens",
         file=sys.stderr,
     )
     return 0

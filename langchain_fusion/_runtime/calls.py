@@ -109,6 +109,43 @@ def failed(
     )
 
 
+def clean_chunk(chunk: Any) -> AIMessageChunk | None:
+    """A streamed judge chunk as the fusion re-emits it: content and tool-call chunks only.
+
+    Usage and metadata are dropped here, since the fusion's single final chunk carries the
+    totals.
+    """
+    if not isinstance(chunk, AIMessageChunk):
+        return None
+    if not chunk.content and not chunk.tool_call_chunks:
+        return None
+    return AIMessageChunk(content=chunk.content, tool_call_chunks=chunk.tool_call_chunks)
+
+
+def merge_chunks(chunks: list[AIMessageChunk]) -> AIMessageChunk | None:
+    """All chunks of one stream added up, or None if there were none."""
+    if not chunks:
+        return None
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total = total + chunk
+    return total
+
+
+def stream_outcome(
+    call: Call, chunks: list[AIMessageChunk], started: float, exc: BaseException | None = None
+) -> Outcome:
+    """The outcome of a streamed call from its chunks; on failure the partial answer is kept."""
+    merged = merge_chunks(chunks)
+    if exc is not None:
+        outcome = error_outcome(call, exc, started)
+        outcome.message = None if merged is None else as_ai_message(merged)
+        return outcome
+    if merged is None:
+        return failed(call, "error", "the stream ended without any output", started)
+    return outcome_of(call, merged, False, started)
+
+
 def error_outcome(call: Call, exc: BaseException, started: float) -> Outcome:
     """The outcome of a call that raised `exc`."""
     if isinstance(exc, TimeoutError):

@@ -25,10 +25,11 @@ from langchain_fusion._exceptions import JudgeError
 from langchain_fusion._runtime.calls import (
     ConfigFor,
     FanOutState,
+    clean_chunk,
     error_outcome,
-    failed,
     outcome_of,
     runnable_for,
+    stream_outcome,
 )
 from langchain_fusion._runtime.steps import Call, Deadline, FanOut, FusionResult
 
@@ -36,29 +37,6 @@ Plan = Generator[Call | FanOut, Any, FusionResult]
 
 # How long cancelled member tasks get to unwind (close their connections) before we move on.
 CANCEL_WAIT_S = 1.0
-
-
-def clean_chunk(chunk: Any) -> AIMessageChunk | None:
-    """A streamed judge chunk as the fusion re-emits it: content and tool-call chunks only.
-
-    Usage and metadata are dropped here, since the fusion's single final chunk carries the
-    totals.
-    """
-    if not isinstance(chunk, AIMessageChunk):
-        return None
-    if not chunk.content and not chunk.tool_call_chunks:
-        return None
-    return AIMessageChunk(content=chunk.content, tool_call_chunks=chunk.tool_call_chunks)
-
-
-def merge_chunks(chunks: list[AIMessageChunk]) -> AIMessageChunk | None:
-    """All chunks of one stream added up, or None if there were none."""
-    if not chunks:
-        return None
-    total = chunks[0]
-    for chunk in chunks[1:]:
-        total = total + chunk
-    return total
 
 
 def tail(result: FusionResult, sent_any: bool) -> list[AIMessageChunk]:
@@ -168,21 +146,12 @@ class AsyncDriver:
                 cleaned = clean_chunk(chunk)
                 if cleaned is not None:
                     yield cleaned
-        except Exception as exc:
-            partial = merge_chunks(chunks)
-            outcome = error_outcome(call, exc, started)
-            outcome.message = (
-                None if partial is None else outcome_of(call, partial, False, started).message
-            )
-            yield outcome
+        except Exception as exc:  # failure isolation: kept with the partial answer
+            yield stream_outcome(call, chunks, started, exc)
             return
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
-        merged = merge_chunks(chunks)
-        if merged is None:
-            yield failed(call, "error", "the stream ended without any output", started)
-        else:
-            yield outcome_of(call, merged, False, started)
+        yield stream_outcome(call, chunks, started)
 
     async def _perform(self, step: Call | FanOut) -> Any:
         if isinstance(step, FanOut):
@@ -300,23 +269,14 @@ class SyncDriver:
                     yield cleaned
                 if limit is not None and time.monotonic() - started > limit:
                     raise TimeoutError(f"no complete answer within {limit:g}s")
-        except Exception as exc:
-            partial = merge_chunks(chunks)
-            outcome = error_outcome(call, exc, started)
-            outcome.message = (
-                None if partial is None else outcome_of(call, partial, False, started).message
-            )
-            yield outcome
+        except Exception as exc:  # failure isolation: kept with the partial answer
+            yield stream_outcome(call, chunks, started, exc)
             return
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
-        merged = merge_chunks(chunks)
-        if merged is None:
-            yield failed(call, "error", "the stream ended without any output", started)
-        else:
-            yield outcome_of(call, merged, False, started)
+        yield stream_outcome(call, chunks, started)
 
     def _perform(self, step: Call | FanOut) -> Any:
         if isinstance(step, FanOut):

@@ -190,6 +190,15 @@ class FusionRun:
             answers=dict(self.latest),
         )
 
+    def _single(
+        self, names: list[str], rounds: int | None = None, extra: dict[str, Any] | None = None
+    ) -> FusionResult | None:
+        """With a single answer there is nothing to judge: return it as written."""
+        if len(names) != 1:
+            return None
+        extra = {**(extra or {}), "judge_skipped": SINGLE_ANSWER}
+        return self._finish(self.latest[names[0]], winner=names[0], rounds=rounds, extra=extra)
+
     def _fallback(
         self, error: str | None, rounds: int | None = None, extra: dict[str, Any] | None = None
     ) -> FusionResult:
@@ -208,11 +217,9 @@ class FusionRun:
 
     def _best_of(self) -> Generator[Call | FanOut, Any, FusionResult]:
         answered: list[Outcome] = yield from self._answer_phase()
-        if len(answered) == 1:
-            only = answered[0].name
-            return self._finish(
-                self.latest[only], winner=only, extra={"judge_skipped": SINGLE_ANSWER}
-            )
+        single = self._single([o.name for o in answered])
+        if single is not None:
+            return single
         mapping, candidates = self._candidates([o.name for o in answered])
         labels = list(mapping)
         messages = prompts.judge_messages(
@@ -241,11 +248,9 @@ class FusionRun:
 
     def _merge(self) -> Generator[Call | FanOut, Any, FusionResult]:
         answered: list[Outcome] = yield from self._answer_phase()
-        if len(answered) == 1:
-            only = answered[0].name
-            return self._finish(
-                self.latest[only], winner=only, extra={"judge_skipped": SINGLE_ANSWER}
-            )
+        single = self._single([o.name for o in answered])
+        if single is not None:
+            return single
         mapping, candidates = self._candidates([o.name for o in answered])
         nonce = new_nonce()
         compare = prompts.judge_messages(
@@ -329,9 +334,9 @@ class FusionRun:
             "agreed": answers_agree([message_text(self.latest[n]) for n in final]),
         }
         rounds = graph.rounds_run
-        if len(final) == 1:
-            extra["judge_skipped"] = SINGLE_ANSWER
-            return self._finish(self.latest[final[0]], winner=final[0], rounds=rounds, extra=extra)
+        single = self._single(final, rounds, extra)
+        if single is not None:
+            return single
         mapping, candidates = self._candidates(final)
         extra["labels"] = mapping
         task = prompts.DEBATE_FINAL_TASK.format(rounds=rounds)
