@@ -88,15 +88,18 @@ def fence(candidates: Sequence[Candidate], nonce: str) -> str:
 def extract_candidates(text: str) -> dict[str, str]:
     """Read fenced candidates back out of a prompt: `{label: text}`.
 
-    Used by the fake judge in `langchain_fusion.testing` and by the simulator's judge; only
-    fences whose BEGIN and END carry the same label and nonce count.
+    Used by the fake judge in `langchain_fusion.testing` and by the simulator's judge. The
+    nonce is the one the instructions name ("... carry the nonce N"); failing that, the first
+    nonce whose fences are complete. Only fences whose BEGIN and END carry the same label and
+    that nonce count, so forged fences in the conversation or in a candidate are ignored.
     """
-    nonces = re.findall(r"\[nonce:([0-9a-f]+)\] =+", text)
-    if not nonces:
-        return {}
-    nonce = nonces[0]
-    found: dict[str, str] = {}
-    for match in _FENCE_RE.finditer(text):
-        if match.group("nonce") == nonce and match.group("label") not in found:
-            found[match.group("label")] = match.group("body")
-    return found
+    stated = re.findall(r"nonce ([0-9a-f]{8,})\b", text)
+    seen = re.findall(r"\[nonce:([0-9a-f]+)\] =+", text)
+    for nonce in dict.fromkeys([*stated[:1], *seen]):
+        found: dict[str, str] = {}
+        for match in _FENCE_RE.finditer(text):
+            if match.group("nonce") == nonce and match.group("label") not in found:
+                found[match.group("label")] = match.group("body")
+        if found:
+            return found
+    return {}

@@ -48,9 +48,13 @@ class DebateGraph:
         ring = [self.members[(i - 1) % n], self.members[(i + 1) % n]]
         return [m for m in self.members if m in ring]
 
-    def latest(self, member: str) -> Turn | None:
-        """The member's most recent successful turn."""
-        done = [t for t in self.turns.values() if t.member == member and t.status == "ok"]
+    def latest(self, member: str, before: int | None = None) -> Turn | None:
+        """The member's most recent successful turn (before round `before`, if given)."""
+        done = [
+            t
+            for t in self.turns.values()
+            if t.member == member and t.status == "ok" and (before is None or t.round < before)
+        ]
         return max(done, key=lambda t: t.round) if done else None
 
     def active(self) -> list[str]:
@@ -67,7 +71,7 @@ class DebateGraph:
         turn = Turn(member, round_)
         if round_ > 0:
             for source in [member, *self.neighbours(member)]:
-                seen = self.latest(source)
+                seen = self.latest(source, before=round_)
                 if seen is not None:
                     self.edges.append((seen.id, turn.id))
         self.turns[turn.id] = turn
