@@ -18,7 +18,7 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.runnables import RunnableBinding, RunnableConfig, ensure_config
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from langchain_fusion._core.config import (
@@ -29,10 +29,18 @@ from langchain_fusion._core.config import (
 )
 from langchain_fusion._exceptions import FusionInputError
 from langchain_fusion._runtime.drivers import AsyncDriver, SyncDriver
-from langchain_fusion._runtime.members import Member, resolve_judge, resolve_pool
+from langchain_fusion._runtime.members import Member, resolve_judge, resolve_pool, unwrap_chat_model
 from langchain_fusion._runtime.modes import FusionRun
 from langchain_fusion._runtime.steps import Deadline, FusionResult
-from langchain_fusion._tracing import STREAM_PARENT, Parent, child_config_factory, parent_of
+from langchain_fusion._tracing import (
+    STREAM_PARENT,
+    Parent,
+    ain_children_context,
+    child_config_factory,
+    children_context,
+    in_children_context,
+    parent_of,
+)
 
 
 class FusionChatModel(BaseChatModel, FusionSettings):
@@ -118,6 +126,17 @@ class FusionChatModel(BaseChatModel, FusionSettings):
             **self.settings(),
         }
 
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        """The cache key: the fusion's parameters and each member's and the judge's own key.
+
+        Model ids alone are not enough: two pools of the same model with different settings
+        (temperature, bound kwargs...) answer differently and must not share cached answers.
+        """
+        base = super()._get_llm_string(stop=stop, **kwargs)
+        keys = [f"{m.name}:{_member_cache_key(m)}" for m in self.members]
+        keys.append(f"judge:{_member_cache_key(resolve_judge(self.judge))}")
+        return base + "---" + repr(keys)
+
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(
             ls_provider="llm-fusion",
@@ -177,6 +196,51 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     def _deadline(run: FusionRun) -> Deadline:
         return Deadline(run.settings.deadline)
 
+    def _parent(
+        self,
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+    ) -> Parent:
+        """The fusion run for the children: from the run manager, or set by the entry point."""
+        if run_manager is None:
+            return STREAM_PARENT.get() or Parent(None)
+        return parent_of(run_manager, self._get_invocation_params(stop=stop, **kwargs))
+
+    # LangChain calls `_stream` without a run manager when `invoke` streams internally (a
+    # streaming handler is attached: LangGraph's `stream_mode="messages"`, `astream_events`):
+    # the run manager reaches `_stream` through the same context variable as in `stream`.
+
+    def _generate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        token = STREAM_PARENT.set(self._parent(run_manager, stop, kwargs))
+        try:
+            return super()._generate_with_cache(
+                messages, stop=stop, run_manager=run_manager, **kwargs
+            )
+        finally:
+            STREAM_PARENT.reset(token)
+
+    async def _agenerate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        token = STREAM_PARENT.set(self._parent(run_manager, stop, kwargs))
+        try:
+            return await super()._agenerate_with_cache(
+                messages, stop=stop, run_manager=run_manager, **kwargs
+            )
+        finally:
+            STREAM_PARENT.reset(token)
+
     # -- generation -------------------------------------------------------------------------
 
     def _generate(
@@ -188,11 +252,12 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     ) -> ChatResult:
         run = self._prepare(messages, kwargs)
         driver = SyncDriver(
-            child_config_factory(parent_of(run_manager)),
+            child_config_factory(self._parent(run_manager, stop, kwargs)),
             self._deadline(run),
             run.settings.max_concurrency,
         )
-        result = driver.run(run.plan())
+        with children_context():
+            result = driver.run(run.plan())
         return ChatResult(generations=[ChatGeneration(message=self._final_message(result))])
 
     async def _agenerate(
@@ -204,11 +269,12 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     ) -> ChatResult:
         run = self._prepare(messages, kwargs)
         driver = AsyncDriver(
-            child_config_factory(parent_of(run_manager)),
+            child_config_factory(self._parent(run_manager, stop, kwargs)),
             self._deadline(run),
             run.settings.max_concurrency,
         )
-        result = await driver.run(run.plan())
+        with children_context():
+            result = await driver.run(run.plan())
         return ChatResult(generations=[ChatGeneration(message=self._final_message(result))])
 
     def _stream(
@@ -218,12 +284,12 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        parent = parent_of(run_manager) if run_manager else STREAM_PARENT.get() or Parent(None)
         run = self._prepare(messages, kwargs)
+        parent = self._parent(run_manager, stop, kwargs)
         driver = SyncDriver(
             child_config_factory(parent), self._deadline(run), run.settings.max_concurrency
         )
-        for item in driver.stream(run.plan()):
+        for item in in_children_context(driver.stream(run.plan())):
             chunk = ChatGenerationChunk(
                 message=self._final_chunk(item) if isinstance(item, FusionResult) else item
             )
@@ -238,12 +304,12 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        parent = parent_of(run_manager) if run_manager else STREAM_PARENT.get() or Parent(None)
         run = self._prepare(messages, kwargs)
+        parent = self._parent(run_manager, stop, kwargs)
         driver = AsyncDriver(
             child_config_factory(parent), self._deadline(run), run.settings.max_concurrency
         )
-        async for item in driver.stream(run.plan()):
+        async for item in ain_children_context(driver.stream(run.plan())):
             chunk = ChatGenerationChunk(
                 message=self._final_chunk(item) if isinstance(item, FusionResult) else item
             )
@@ -254,6 +320,13 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     # -- streaming entry points: hand `_stream` its parent run ------------------------------
 
     def _stream_parent(self, config: RunnableConfig) -> Parent:
+        """The fusion run's parent for its children; pins `config`'s callbacks to it.
+
+        The configured manager becomes the config's callbacks, so that the fusion run and
+        its children share the same handler instances: a LangSmith tracer enabled by the
+        environment is otherwise created anew at each configuration, and children whose
+        parent is unknown to their tracer instance are traced as separate root runs.
+        """
         manager = CallbackManager.configure(
             config.get("callbacks"),
             self.callbacks,
@@ -263,6 +336,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
             config.get("metadata"),
             self.metadata,
         )
+        config["callbacks"] = manager
         return Parent(
             run_id=config.get("run_id"),
             handlers=list(manager.handlers),
@@ -318,3 +392,14 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         yield first
         async for chunk in iterator:
             yield chunk
+
+
+def _member_cache_key(member: Member) -> str:
+    """A member's own cache key: its chat model's, with the kwargs bound around it."""
+    bound: dict[str, Any] = {}
+    runnable: Any = member.runnable
+    while isinstance(runnable, RunnableBinding):
+        bound = {**runnable.kwargs, **bound}  # outer bindings win, as when called
+        runnable = runnable.bound
+    chat_model = unwrap_chat_model(runnable) or member.chat_model
+    return chat_model._get_llm_string(**bound)
