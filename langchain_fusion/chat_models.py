@@ -18,7 +18,8 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableBinding, RunnableConfig, ensure_config
+from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.runnables.base import RunnableBindingBase
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from langchain_fusion._core.config import (
@@ -149,7 +150,9 @@ class FusionChatModel(BaseChatModel, FusionSettings):
 
     # -- preparing a run --------------------------------------------------------------------
 
-    def _prepare(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> FusionRun:
+    def _prepare(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> FusionRun:
         """Validate the input and per-call settings, before any model is called."""
         if not messages:
             raise FusionInputError(
@@ -163,7 +166,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
             )
         members = self.members
         settings = resolve_settings(self, kwargs, len(members))
-        return FusionRun(members, resolve_judge(self.judge), settings, messages)
+        return FusionRun(members, resolve_judge(self.judge), settings, messages, stop)
 
     def _final_message(self, result: FusionResult) -> AIMessage:
         message = result.message
@@ -250,7 +253,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        run = self._prepare(messages, kwargs)
+        run = self._prepare(messages, stop, kwargs)
         driver = SyncDriver(
             child_config_factory(self._parent(run_manager, stop, kwargs)),
             self._deadline(run),
@@ -267,7 +270,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        run = self._prepare(messages, kwargs)
+        run = self._prepare(messages, stop, kwargs)
         driver = AsyncDriver(
             child_config_factory(self._parent(run_manager, stop, kwargs)),
             self._deadline(run),
@@ -284,7 +287,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        run = self._prepare(messages, kwargs)
+        run = self._prepare(messages, stop, kwargs)
         parent = self._parent(run_manager, stop, kwargs)
         driver = SyncDriver(
             child_config_factory(parent), self._deadline(run), run.settings.max_concurrency
@@ -304,7 +307,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        run = self._prepare(messages, kwargs)
+        run = self._prepare(messages, stop, kwargs)
         parent = self._parent(run_manager, stop, kwargs)
         driver = AsyncDriver(
             child_config_factory(parent), self._deadline(run), run.settings.max_concurrency
@@ -398,7 +401,7 @@ def _member_cache_key(member: Member) -> str:
     """A member's own cache key: its chat model's, with the kwargs bound around it."""
     bound: dict[str, Any] = {}
     runnable: Any = member.runnable
-    while isinstance(runnable, RunnableBinding):
+    while isinstance(runnable, RunnableBindingBase):
         bound = {**runnable.kwargs, **bound}  # outer bindings win, as when called
         runnable = runnable.bound
     chat_model = unwrap_chat_model(runnable) or member.chat_model

@@ -142,10 +142,19 @@ class FakeChatModel(BaseChatModel):
             return self.respond(messages)
         return self.responses[index % len(self.responses)]
 
-    def _answer(self, messages: list[BaseMessage], index: int, **kwargs: Any) -> AIMessage:
+    def _answer(
+        self,
+        messages: list[BaseMessage],
+        index: int,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
         if self.error is not None:
             raise FakeMemberError(self.error)
         produced = self._produce(messages, index)
+        if stop and isinstance(produced, str):
+            cut = min((produced.find(s) for s in stop if s in produced), default=-1)
+            produced = produced if cut < 0 else produced[:cut]
         message = produced if isinstance(produced, AIMessage) else AIMessage(content=produced)
         tool_calls = list(message.tool_calls) or [
             {
@@ -194,7 +203,7 @@ class FakeChatModel(BaseChatModel):
         if self.latency:
             time.sleep(self.latency)
         return ChatResult(
-            generations=[ChatGeneration(message=self._answer(messages, index, **kwargs))]
+            generations=[ChatGeneration(message=self._answer(messages, index, stop=stop, **kwargs))]
         )
 
     async def _agenerate(
@@ -207,7 +216,7 @@ class FakeChatModel(BaseChatModel):
         index = self._start(messages)
         await self._asleep(self.latency)
         return ChatResult(
-            generations=[ChatGeneration(message=self._answer(messages, index, **kwargs))]
+            generations=[ChatGeneration(message=self._answer(messages, index, stop=stop, **kwargs))]
         )
 
     async def _asleep(self, seconds: float) -> None:
@@ -254,7 +263,7 @@ class FakeChatModel(BaseChatModel):
         index = self._start(messages)
         if self.latency:
             time.sleep(self.latency)
-        for n, chunk in enumerate(self._chunks(self._answer(messages, index, **kwargs))):
+        for n, chunk in enumerate(self._chunks(self._answer(messages, index, stop=stop, **kwargs))):
             if self.fail_after_chunks is not None and n >= self.fail_after_chunks:
                 raise FakeMemberError("stream broken")
             yield ChatGenerationChunk(message=chunk)
@@ -268,7 +277,7 @@ class FakeChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         index = self._start(messages)
         await self._asleep(self.latency)
-        for n, chunk in enumerate(self._chunks(self._answer(messages, index, **kwargs))):
+        for n, chunk in enumerate(self._chunks(self._answer(messages, index, stop=stop, **kwargs))):
             if self.fail_after_chunks is not None and n >= self.fail_after_chunks:
                 raise FakeMemberError("stream broken")
             await asyncio.sleep(0)

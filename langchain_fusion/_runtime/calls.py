@@ -20,16 +20,22 @@ QUEUE_POLL_S = 0.02
 
 
 def runnable_for(call: Call) -> tuple[Runnable[Any, Any], bool]:
-    """What to invoke for `call`, and whether it returns structured output (`include_raw`)."""
-    if call.schema is not None and call.member.supports_structured_output:
-        try:
-            structured = call.member.runnable.with_structured_output(  # type: ignore[attr-defined]
-                call.schema, include_raw=True
-            )
-        except (NotImplementedError, AttributeError, TypeError, ValueError):
-            return call.member.runnable, False
-        return structured, True
-    return call.member.runnable, False
+    """What to invoke for `call`, and whether it returns structured output (`include_raw`).
+
+    Structured output is asked of a bare chat model only: LangChain's wrappers forward
+    `with_structured_output` to the model inside and drop what they add (bound arguments,
+    config, fallbacks), so a wrapped judge is called as given and its reply parsed as text.
+    """
+    member = call.member
+    if call.schema is None or not member.supports_structured_output:
+        return member.runnable, False
+    if member.runnable is not member.chat_model:
+        return member.runnable, False
+    try:
+        structured = member.chat_model.with_structured_output(call.schema, include_raw=True)
+    except Exception:  # a model may refuse the schema: the text parser takes over
+        return member.runnable, False
+    return structured, True
 
 
 def as_ai_message(value: Any) -> AIMessage:

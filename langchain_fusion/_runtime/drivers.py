@@ -83,9 +83,9 @@ class AsyncDriver:
             await self.semaphore.acquire()
         try:
             started = state.mark_started(index)
-            runnable, structured = runnable_for(call)
             try:
-                value = await runnable.ainvoke(call.messages, self.config_for(call))
+                runnable, structured = runnable_for(call)
+                value = await runnable.ainvoke(call.messages, self.config_for(call), **call.kwargs)
             except Exception as exc:
                 return error_outcome(call, exc, started)
             return outcome_of(call, value, structured, started)
@@ -133,7 +133,7 @@ class AsyncDriver:
         limit = self.deadline.bound(call.timeout)
         expiry = None if limit is None else started + limit
         chunks: list[AIMessageChunk] = []
-        stream = call.member.runnable.astream(call.messages, self.config_for(call))
+        stream = call.member.runnable.astream(call.messages, self.config_for(call), **call.kwargs)
         try:
             while True:
                 try:
@@ -211,9 +211,9 @@ class SyncDriver:
 
     def _one(self, state: FanOutState, index: int, call: Call) -> Outcome:
         started = state.mark_started(index)
-        runnable, structured = runnable_for(call)
         try:
-            value = runnable.invoke(call.messages, self.config_for(call))
+            runnable, structured = runnable_for(call)
+            value = runnable.invoke(call.messages, self.config_for(call), **call.kwargs)
         except Exception as exc:
             return error_outcome(call, exc, started)
         return outcome_of(call, value, structured, started)
@@ -259,7 +259,7 @@ class SyncDriver:
         started = time.monotonic()
         limit = self.deadline.bound(call.timeout)
         chunks: list[AIMessageChunk] = []
-        stream = call.member.runnable.stream(call.messages, self.config_for(call))
+        stream = call.member.runnable.stream(call.messages, self.config_for(call), **call.kwargs)
         try:
             for chunk in stream:
                 if isinstance(chunk, AIMessageChunk):

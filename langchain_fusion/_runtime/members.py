@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import Runnable, RunnableBinding, RunnableWithFallbacks
+from langchain_core.runnables import Runnable, RunnableWithFallbacks
+from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.runnables.configurable import DynamicRunnable
 
 _ACCEPTED = (
@@ -49,7 +50,7 @@ def unwrap_chat_model(runnable: Any) -> BaseChatModel | None:
         seen += 1
         if isinstance(runnable, BaseChatModel):
             return runnable
-        if isinstance(runnable, RunnableBinding):
+        if isinstance(runnable, RunnableBindingBase):  # .bind, .with_config, .with_retry
             runnable = runnable.bound
         elif isinstance(runnable, RunnableWithFallbacks):
             runnable = runnable.runnable

@@ -50,8 +50,10 @@ class FusionRun:
         judge: Member,
         settings: FusionSettings,
         conversation: Sequence[BaseMessage],
+        stop: list[str] | None = None,
     ) -> None:
         self.members = list(members)
+        self.stop = stop
         self.judge = judge
         self.settings = settings
         self.conversation = list(conversation)
@@ -71,7 +73,11 @@ class FusionRun:
 
     def _answer_phase(self) -> Steps:
         s = self.settings
-        calls = [Call(m, self.conversation, timeout=s.member_timeout) for m in self.members]
+        # In best_of a member's answer is returned as written, so it obeys the caller's stop.
+        stop = self.stop if s.mode == "best_of" else None
+        calls = [
+            Call(m, self.conversation, timeout=s.member_timeout, stop=stop) for m in self.members
+        ]
         outcomes: list[Outcome] = yield FanOut(calls, s.quorum, s.grace)
         self.ledger.extend(outcomes)
         for outcome in outcomes:
@@ -144,6 +150,7 @@ class FusionRun:
             step="synthesis",
             timeout=self.settings.judge_timeout,
             stream=True,
+            stop=self.stop,
         )
         self.ledger.record(outcome)
         return outcome

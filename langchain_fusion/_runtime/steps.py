@@ -32,6 +32,7 @@ class Call:
         timeout: Seconds the call may take (bounded further by the fusion's deadline).
         schema: Ask for structured output of this type where the model supports it.
         stream: The call's tokens may be streamed to the caller as the fused answer.
+        stop: Stop sequences, given to the calls whose text becomes the fused answer.
     """
 
     member: Member
@@ -42,6 +43,12 @@ class Call:
     timeout: float | None = None
     schema: type[BaseModel] | None = None
     stream: bool = False
+    stop: list[str] | None = None
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the model call (structured calls take none)."""
+        return {"stop": self.stop} if self.stop and self.schema is None else {}
 
 
 @dataclass
