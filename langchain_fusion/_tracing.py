@@ -26,6 +26,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
 from langchain_core.callbacks.base import BaseCallbackManager
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers import context as tracer_context
 from langchain_core.tracers.base import AsyncBaseTracer, BaseTracer
 from langchain_core.tracers.langchain import LangChainTracer
@@ -139,9 +140,14 @@ def children_context() -> Iterator[None]:
     LangChain's configure hooks (`get_usage_metadata_callback()`, and the like) put their
     handler on every run made in their context. The fusion's own run already has them;
     members and judge, configured inside this block (their tasks and threads copy the
-    context), do not. Hold it only where nothing but the fusion's own code runs.
+    context), do not. The enclosing runnable's config (`var_child_runnable_config`, set
+    while a chain runs its steps) is cleared too: a wrapped member (`.bind`, tools) merges
+    it into its own config and would hand the chain's callbacks to the member's run.
+    Hold it only where nothing but the fusion's own code runs.
     """
-    tokens = []
+    tokens: list[tuple[contextvars.ContextVar[Any], contextvars.Token[Any]]] = [
+        (var_child_runnable_config, var_child_runnable_config.set(None))
+    ]
     for var, *_ in getattr(tracer_context, "_configure_hooks", []):
         handler = var.get()
         if handler is not None and not isinstance(handler, (BaseTracer, AsyncBaseTracer)):

@@ -5,7 +5,7 @@ The adapter translates between LangChain and the runtime; it holds no fusion log
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 from uuid import uuid4
 
@@ -18,8 +18,10 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langchain_core.runnables.base import RunnableBindingBase
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from langchain_fusion._core.config import (
@@ -158,15 +160,56 @@ class FusionChatModel(BaseChatModel, FusionSettings):
             raise FusionInputError(
                 "no messages to fuse: pass a prompt string or a non-empty list of messages"
             )
+        tools = kwargs.pop("tools", None)
+        tool_choice = kwargs.pop("tool_choice", None)
         unknown = sorted(k for k in kwargs if k not in SETTING_NAMES)
         if unknown:
             raise FusionInputError(
                 f"unknown per-call argument(s) {', '.join(unknown)}: a fusion accepts "
-                f"{', '.join(SETTING_NAMES)}; set member options on the members themselves"
+                f"{', '.join(SETTING_NAMES)}, tools and tool_choice; set member options on "
+                "the members themselves"
             )
         members = self.members
         settings = resolve_settings(self, kwargs, len(members))
-        return FusionRun(members, resolve_judge(self.judge), settings, messages, stop)
+        return FusionRun(
+            members,
+            resolve_judge(self.judge),
+            settings,
+            messages,
+            stop,
+            tools=tools,
+            tool_choice=tool_choice,
+        )
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | bool | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools to every member that can call tools, and to the judge.
+
+        In best_of the chosen member's tool calls are returned as proposed; in merge and
+        debate the judge, bound with the same tools, writes the final message, which may be
+        tool calls. Members that cannot call tools answer in text, or sit the call out
+        (reported `skipped`) when `tool_choice` requires a tool call.
+
+        Args:
+            tools: Tools in any form LangChain accepts (functions, pydantic models,
+                `BaseTool`s, OpenAI tool dicts).
+            tool_choice: `"auto"`, `"any"` (a tool call is required), `"none"`, a tool
+                name, or `True` (call the single tool).
+            **kwargs: Further fusion settings for the bound calls (e.g. `mode`).
+        """
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        if tool_choice is True:
+            if len(formatted) != 1:
+                raise ValueError(
+                    "tool_choice=True needs exactly one tool: name the tool, or use 'any'"
+                )
+            tool_choice = formatted[0]["function"]["name"]
+        return super().bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 
     def _final_message(self, result: FusionResult) -> AIMessage:
         message = result.message

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolCall, ToolMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -165,18 +167,11 @@ class FakeChatModel(BaseChatModel):
             }
             for i, c in enumerate(self.tool_calls)
         ]
-        forced = _forced_tool(kwargs.get("tools"), kwargs.get("tool_choice"))
-        if forced and not tool_calls:
-            objects = json_objects(message.text)
-            if objects:
-                tool_calls = [
-                    {
-                        "name": forced,
-                        "args": objects[-1],
-                        "id": f"call_{index}",
-                        "type": "tool_call",
-                    }
-                ]
+        if not tool_calls and kwargs.get("tools"):
+            tool_calls = self._propose_calls(
+                messages, message.text, kwargs["tools"], kwargs.get("tool_choice"), index
+            )
+            if tool_calls:
                 message = AIMessage(content="")
         text = message.text
         usage: UsageMetadata = {
@@ -191,6 +186,28 @@ class FakeChatModel(BaseChatModel):
         return AIMessage(
             content=text, tool_calls=tool_calls, usage_metadata=usage, response_metadata=metadata
         )
+
+    def _propose_calls(
+        self,
+        messages: list[BaseMessage],
+        text: str,
+        tools: list[dict[str, Any]],
+        tool_choice: Any,
+        index: int,
+    ) -> list[ToolCall]:
+        """Tool calls for an answer when tools are bound, like an eager tool-using model.
+
+        It calls the forced tool, else the tool the last user message names, else the first
+        one, on every user turn (not after a tool result, unless a call is forced). The
+        arguments are the JSON object in the scripted answer, if any, else read from the
+        user's message (`name(3)` arguments, quoted strings, numbers) by the tool's schema.
+        """
+        tool = _choose_tool(tools, tool_choice, messages)
+        if tool is None:
+            return []
+        objects = json_objects(text)
+        args = objects[-1] if objects else _tool_args(tool, _last_human_text(messages))
+        return [_tool_call(tool["function"]["name"], args, f"call_{index}")]
 
     def _generate(
         self,
@@ -284,16 +301,95 @@ class FakeChatModel(BaseChatModel):
             yield ChatGenerationChunk(message=chunk)
 
 
-def _forced_tool(tools: Any, tool_choice: Any) -> str | None:
-    if not tools or tool_choice in (None, "none", "auto", False):
+def _tool_call(name: str, args: dict[str, Any], call_id: str) -> ToolCall:
+    return {"name": name, "args": args, "id": call_id, "type": "tool_call"}
+
+
+def _choose_tool(
+    tools: list[dict[str, Any]], tool_choice: Any, messages: list[BaseMessage]
+) -> dict[str, Any] | None:
+    by_name = {t["function"]["name"]: t for t in tools if "function" in t}
+    if not by_name or tool_choice in ("none", False):
         return None
-    names = [t["function"]["name"] for t in tools if "function" in t]
-    if isinstance(tool_choice, str) and tool_choice in names:
-        return tool_choice
     if isinstance(tool_choice, dict):
-        name = tool_choice.get("function", {}).get("name") or tool_choice.get("name")
-        return name if name in names else None
-    return names[0] if len(names) == 1 else None
+        tool_choice = tool_choice.get("function", {}).get("name") or tool_choice.get("name")
+    if isinstance(tool_choice, str) and tool_choice in by_name:
+        return by_name[tool_choice]
+    forced = tool_choice not in (None, "auto")
+    if not forced and messages and isinstance(messages[-1], ToolMessage):
+        return None
+    text = _last_human_text(messages)
+    mentioned = [name for name in by_name if name in text]
+    return by_name[mentioned[0]] if mentioned else next(iter(by_name.values()))
+
+
+def _last_human_text(messages: list[BaseMessage]) -> str:
+    return next((m.text for m in reversed(messages) if m.type == "human"), "")
+
+
+def _tool_args(tool: dict[str, Any], text: str) -> dict[str, Any]:
+    """Arguments for `tool` read from `text`, by the tool's JSON schema."""
+    name = tool["function"]["name"]
+    params = tool["function"].get("parameters") or {}
+    props: dict[str, Any] = params.get("properties") or {}
+    required = params.get("required", list(props))
+    call = re.search(rf"{re.escape(name)}\(([^)]*)\)", text)
+    positional = [p.strip() for p in call.group(1).split(",") if p.strip()] if call else []
+    numbers = re.findall(r"-?\d+(?:\.\d+)?", text)
+    quoted = [a or b for a, b in re.findall(r"'([^']+)'|\"([^\"]+)\"", text)]
+    args: dict[str, Any] = {}
+    for position, (key, schema) in enumerate(props.items()):
+        if key not in required:
+            continue
+        kind = schema.get("type") or next(
+            (s.get("type") for s in schema.get("anyOf", []) if s.get("type") != "null"), "string"
+        )
+        raw = positional[position] if position < len(positional) else None
+        if kind in ("integer", "number"):
+            value = raw if raw is not None else (numbers.pop(0) if numbers else "1")
+            number = float(value) if re.fullmatch(r"-?\d+(?:\.\d+)?", value) else 1.0
+            args[key] = int(number) if kind == "integer" else number
+        elif kind == "boolean":
+            args[key] = True
+        elif kind == "array":
+            args[key] = []
+        elif kind == "object":
+            args[key] = {}
+        elif "enum" in schema:
+            args[key] = schema["enum"][0]
+        else:
+            args[key] = (raw or "").strip("'\"") or (quoted.pop(0) if quoted else text.strip())
+    return args
+
+
+def _is_judging_task(task: str) -> bool:
+    return '"winner"' in task or '"consensus"' in task
+
+
+_PROPOSED = "Proposed tool calls:"
+_CALL_LINE = re.compile(r"^- ([\w\-\.]+)\((\{.*\})\)$", re.MULTILINE)
+
+
+def _split_calls(text: str) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    """A candidate's prose and its proposed tool calls, as the judge prompt renders them."""
+    prose, _, calls = text.partition(_PROPOSED)
+    found = []
+    for match in _CALL_LINE.finditer(calls):
+        try:
+            found.append((match.group(1), json.loads(match.group(2))))
+        except json.JSONDecodeError:
+            continue
+    return prose.strip(), found
+
+
+def _majority_args(proposals: list[tuple[str, dict[str, Any]]], name: str) -> dict[str, Any]:
+    """Each field's most common value among the proposals for `name` (first wins ties)."""
+    merged: dict[str, Any] = {}
+    calls = [args for n, args in proposals if n == name]
+    for key in dict.fromkeys(k for args in calls for k in args):
+        values = [json.dumps(args[key], sort_keys=True) for args in calls if key in args]
+        merged[key] = json.loads(Counter(values).most_common(1)[0][0])
+    return merged
 
 
 def _sentences(text: str) -> list[str]:
@@ -331,11 +427,46 @@ class FakeJudge(FakeChatModel):
             return self._judge(text[text.rfind("## Task") :], candidates)
         return super()._produce(messages, index)
 
+    def _propose_calls(
+        self,
+        messages: list[BaseMessage],
+        text: str,
+        tools: list[dict[str, Any]],
+        tool_choice: Any,
+        index: int,
+    ) -> list[ToolCall]:
+        """When writing the answer, fuse the candidates' proposed calls field by field."""
+        full = _text(messages)
+        task = full[full.rfind("## Task") :]
+        candidates = extract_candidates(full)
+        if self.respond is None and candidates and not _is_judging_task(task):
+            names = {t["function"]["name"] for t in tools if "function" in t}
+            proposals = [
+                (name, args)
+                for label in sorted(candidates)
+                for name, args in _split_calls(candidates[label])[1]
+                if name in names
+            ]
+            if proposals:
+                chosen = _choose_tool(tools, tool_choice, messages) if tool_choice else None
+                forced_name = chosen["function"]["name"] if chosen else None
+                counts = Counter(name for name, _ in proposals)
+                name: str = (
+                    forced_name
+                    if forced_name in counts and forced_name is not None
+                    else counts.most_common(1)[0][0]
+                )
+                return [_tool_call(name, _majority_args(proposals, name), f"call_{index}")]
+            if tool_choice in (None, "auto"):
+                return []
+        return super()._propose_calls(messages, text, tools, tool_choice, index)
+
     def _judge(self, task: str, candidates: dict[str, str]) -> str:
         if '"winner"' in task:
             if self.verdict_reply is not None:
                 return self.verdict_reply
             return json.dumps({"winner": self._choose(candidates), "rationale": "fake choice"})
+        candidates = {label: _split_calls(text)[0] for label, text in candidates.items()}
         if '"consensus"' in task:
             per = {label: _sentences(text) for label, text in candidates.items()}
             shared = set.intersection(*(set(s) for s in per.values())) if per else set()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -41,6 +41,47 @@ class Member:
             cls.with_structured_output is not BaseChatModel.with_structured_output
             or cls.bind_tools is not BaseChatModel.bind_tools
         )
+
+    @property
+    def supports_tools(self) -> bool:
+        """Whether the chat model implements `bind_tools`."""
+        return type(self.chat_model).bind_tools is not BaseChatModel.bind_tools
+
+    def with_tools(self, tools: Sequence[dict[str, Any]], tool_choice: Any = None) -> Member:
+        """This member with `tools` bound to its chat model, its wrappers kept around it."""
+        kwargs = {} if tool_choice is None else {"tool_choice": tool_choice}
+        runnable = map_chat_model(self.runnable, lambda m: m.bind_tools(tools, **kwargs))
+        return replace(self, runnable=runnable)
+
+
+def forces_tool_call(tool_choice: Any) -> bool:
+    """Whether `tool_choice` requires a tool call (`"any"`, `"required"`, `True`, a name)."""
+    return tool_choice not in (None, False, "auto", "none")
+
+
+def map_chat_model(
+    runnable: Any, fn: Callable[[BaseChatModel], Runnable[Any, Any]]
+) -> Runnable[Any, Any]:
+    """Apply `fn` to the chat model(s) inside the wrappers, rebuilding the wrappers around.
+
+    `.bind`, `.with_config` and `.with_retry` keep their arguments and config, and
+    `.with_fallbacks` applies `fn` to every fallback too (LangChain's own attribute
+    forwarding would drop the outer wrappers).
+    """
+    if isinstance(runnable, BaseChatModel):
+        return fn(runnable)
+    if isinstance(runnable, RunnableBindingBase):
+        return runnable.model_copy(update={"bound": map_chat_model(runnable.bound, fn)})
+    if isinstance(runnable, RunnableWithFallbacks):
+        return runnable.model_copy(
+            update={
+                "runnable": map_chat_model(runnable.runnable, fn),
+                "fallbacks": [map_chat_model(f, fn) for f in runnable.fallbacks],
+            }
+        )
+    if isinstance(runnable, DynamicRunnable):
+        return map_chat_model(runnable.default, fn)
+    raise TypeError(f"{type(runnable).__name__} holds no chat model")
 
 
 def unwrap_chat_model(runnable: Any) -> BaseChatModel | None:

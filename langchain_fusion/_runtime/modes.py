@@ -31,8 +31,8 @@ from langchain_fusion._core.verdict import (
     parse_comparison,
     parse_verdict,
 )
-from langchain_fusion._exceptions import JudgeError, NotEnoughAnswersError
-from langchain_fusion._runtime.members import Member
+from langchain_fusion._exceptions import FusionInputError, JudgeError, NotEnoughAnswersError
+from langchain_fusion._runtime.members import Member, forces_tool_call
 from langchain_fusion._runtime.steps import Call, FanOut, FusionResult
 
 T = TypeVar("T", bound=BaseModel)
@@ -51,16 +51,57 @@ class FusionRun:
         settings: FusionSettings,
         conversation: Sequence[BaseMessage],
         stop: list[str] | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
     ) -> None:
         self.members = list(members)
         self.stop = stop
         self.judge = judge
+        #: The judge as it writes the final answer: with the caller's tools, if any.
+        self.writer = judge
+        #: Members that sit this call out, with the reason (reported as `skipped`).
+        self.skipped: dict[str, str] = {}
+        if tools:
+            self._bind_tools(list(tools), tool_choice, settings)
         self.settings = settings
         self.conversation = list(conversation)
         self.rng = random.Random(settings.seed)
         self.ledger = Ledger()
         self.started = time.monotonic()
         self.latest: dict[str, AIMessage] = {}
+
+    def _bind_tools(
+        self, tools: list[dict[str, Any]], tool_choice: Any, settings: FusionSettings
+    ) -> None:
+        """Bind the caller's tools to every member that can call tools, and to the judge.
+
+        Raises:
+            FusionInputError: before any call, when a tool call is required and no member,
+                or (merge, debate) the judge, can make one.
+        """
+        forced = forces_tool_call(tool_choice)
+        bound = []
+        for member in self.members:
+            if member.supports_tools:
+                bound.append(member.with_tools(tools, tool_choice))
+            else:
+                bound.append(member)
+                if forced:
+                    self.skipped[member.name] = "cannot call tools, and a tool call is required"
+        self.members = bound
+        if len(self.skipped) == len(self.members):
+            raise FusionInputError(
+                "no pool member can call tools, and tool_choice requires a tool call: add "
+                "members that support tool calling, or use tool_choice='auto'"
+            )
+        if self.judge.supports_tools:
+            self.writer = self.judge.with_tools(tools, tool_choice)
+        elif forced and settings.mode != "best_of":
+            raise FusionInputError(
+                f"the judge cannot call tools, and in {settings.mode} mode it writes the answer, "
+                "which must be a tool call: use a judge that supports tool calling, or "
+                "mode='best_of'"
+            )
 
     # -- the plan ---------------------------------------------------------------------------
 
@@ -76,9 +117,18 @@ class FusionRun:
         # In best_of a member's answer is returned as written, so it obeys the caller's stop.
         stop = self.stop if s.mode == "best_of" else None
         calls = [
-            Call(m, self.conversation, timeout=s.member_timeout, stop=stop) for m in self.members
+            Call(m, self.conversation, timeout=s.member_timeout, stop=stop)
+            for m in self.members
+            if m.name not in self.skipped
         ]
-        outcomes: list[Outcome] = yield FanOut(calls, s.quorum, s.grace)
+        quorum = None if s.quorum is None else min(s.quorum, len(calls))
+        answers: list[Outcome] = yield FanOut(calls, quorum, s.grace)
+        by_name = {o.name: o for o in answers}
+        outcomes = [
+            by_name.get(m.name)
+            or Outcome(m.name, m.model, "member", "skipped", error=self.skipped[m.name])
+            for m in self.members
+        ]
         self.ledger.extend(outcomes)
         for outcome in outcomes:
             if outcome.ok and outcome.message is not None:
@@ -144,7 +194,7 @@ class FusionRun:
 
     def _synthesis(self, messages: list[BaseMessage]) -> Steps:
         outcome: Outcome = yield Call(
-            self.judge,
+            self.writer,
             messages,
             role="judge",
             step="synthesis",

@@ -1,0 +1,3 @@
+from langchain_fusion.sim._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""What a simulated model answers: scripted, bank, judge, debate revision, tools and JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_fusion._core.fencing import extract_candidates
+from langchain_fusion._core.verdict import json_objects
+from langchain_fusion.sim._judge import bank_value, find_question, judge_reply, stated_value
+from langchain_fusion.sim._request import ChatRequest
+from langchain_fusion.sim._scenario import Scenario, ScriptedAnswer, SimModel
+from langchain_fusion.sim._schema import fill_schema, numbers_in
+from langchain_fusion.sim._tokens import count_tokens, normalise, split_tokens
+
+_PROMPT_CHARS = 120
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call in a reply."""
+
+    id: str
+    """The call id (`call_...`)."""
+
+    name: str
+    """The tool's name."""
+
+    arguments: str
+    """The arguments, JSON-encoded."""
+
+    @property
+    def tokens(self) -> int:
+        """Completion tokens of this call: words of its name and of its arguments string."""
+        return count_tokens(self.name) + count_tokens(self.arguments)
+
+
+@dataclass
+class Answer:
+    """A reply before it is put on the wire."""
+
+    text: str
+    """The message content ('' with tool calls)."""
+
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    """Tool calls proposed."""
+
+    finish_reason: str = "stop"
+    """`stop`, `tool_calls`, `length` or `error`."""
+
+    @property
+    def completion_tokens(self) -> int:
+        """Completion tokens: words of the text plus those of every tool call."""
+        return count_tokens(self.text) + sum(c.tokens for c in self.tool_calls)
+
+
+def _fill(template: str, model: SimModel, prompt: str, answer: str = "") -> str:
+    short = " ".join(prompt.split())
+    if len(short) > _PROMPT_CHARS:
+        short = short[: _PROMPT_CHARS - 1].rstrip() + "…"
+    return (
+        template.replace("{answer}", answer)
+        .replace("{model}", model.name)
+        .replace("{prompt}", short)
+    )
+
+
+def _scripted(model: SimModel, text: str) -> ScriptedAnswer | None:
+    haystack = normalise(text)
+    for rule in model.answers:
+        if rule.match is not None and normalise(rule.match) in haystack:
+            return rule
+        if rule.regex is not None and re.search(rule.regex, text):
+            return rule
+    return None
+
+
+def _own_previous(request: ChatRequest) -> str | None:
+    for message in reversed(request.messages):
+        if message.role == "assistant":
+            return message.text
+    return None
+
+
+def _first_answer(
+    scenario: Scenario, model: SimModel, request: ChatRequest
+) -> tuple[str, ScriptedAnswer | None]:
+    prompt = request.last_user_text
+    rule = _scripted(model, prompt)
+    if rule is not None:
+        return _fill(rule.answer, model, prompt), rule
+    question = find_question(scenario.bank, prompt)
+    if question is not None:
+        return _fill(model.template, model, prompt, bank_value(scenario, model, question)), None
+    return _fill(model.default_answer, model, prompt), None
+
+
+def _revision(
+    scenario: Scenario, model: SimModel, request: ChatRequest, peers: dict[str, str]
+) -> str:
+    """A debate revision: on a bank question, join the majority (ties keep one's own)."""
+    own = _own_previous(request)
+    conversation = "\n".join(m.text for m in request.messages[:-1] if m.role in ("user", "system"))
+    question = find_question(scenario.bank, conversation)
+    if question is None:
+        return own if own is not None else _fill(model.default_answer, model, conversation)
+    own_value = stated_value(question, own or "")
+    votes = Counter(v for v in (stated_value(question, t) for t in peers.values()) if v)
+    if own_value:
+        votes[own_value] += 1
+    if not votes:
+        return own or _fill(model.template, model, conversation, question.answer)
+    top = max(votes.values())
+    leaders = sorted(v for v, n in votes.items() if n == top)
+    value = own_value if own_value in leaders else leaders[0]
+    return _fill(model.template, model, conversation, value)
+
+
+def _text(
+    scenario: Scenario, model: SimModel, request: ChatRequest
+) -> tuple[str, ScriptedAnswer | None]:
+    """The reply text, and the scripted answer it came from (for its tools and JSON)."""
+    if request.last_role == "tool":
+        results = []
+        for message in reversed(request.messages):
+            if message.role != "tool":
+                break
+            results.append(message.text)
+        return "The tool returned: " + "; ".join(reversed(results)), None
+    prompt = request.last_user_text
+    if request.last_role == "user":
+        candidates = extract_candidates(prompt)
+        if candidates and "## Task" in prompt:
+            return judge_reply(scenario, model, prompt, candidates), None
+        if candidates:
+            return _revision(scenario, model, request, candidates), None
+    return _first_answer(scenario, model, request)
+
+
+def _forced_tool(request: ChatRequest) -> str | None:
+    names = request.tool_names()
+    choice = request.tool_choice
+    if not names or choice in (None, "none", "auto"):
+        return None
+    if isinstance(choice, dict):
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else choice.get("name")
+        return name if name in names else None
+    if isinstance(choice, str) and choice in names:
+        return choice
+    return names[0]  # "required" / "any"
+
+
+def _json_in(text: str) -> dict[str, Any] | None:
+    objects = json_objects(text)
+    return objects[-1] if objects else None
+
+
+def _tool_calls(
+    model: SimModel, request: ChatRequest, rule: ScriptedAnswer | None, text: str, call_id: str
+) -> list[ToolCall]:
+    names = request.tool_names()
+    if not names or request.tool_choice == "none":
+        return []
+    numbers = numbers_in(request.last_user_text, text)
+    calls: list[tuple[str, dict[str, Any]]] = []
+    if rule is not None and rule.tool_calls:
+        calls = [(c.name, c.arguments) for c in rule.tool_calls if c.name in names]
+    forced = _forced_tool(request)
+    if not calls and forced is not None:
+        args = rule.structured if rule is not None and rule.structured is not None else None
+        args = args if args is not None else _json_in(text)
+        if args is None:
+            args = fill_schema(request.tool_parameters(forced), text, numbers)
+        calls = [(forced, args if isinstance(args, dict) else {})]
+    if not calls and model.tool_use == "mention" and request.last_role == "user":
+        said = request.last_user_text.casefold()
+        for name in names:
+            if re.search(rf"(?<!\w){re.escape(name.casefold())}(?!\w)", said):
+                args = fill_schema(request.tool_parameters(name), text, numbers)
+                calls.append((name, args if isinstance(args, dict) else {}))
+    return [
+        ToolCall(id=f"call_{call_id}_{i}", name=name, arguments=json.dumps(args))
+        for i, (name, args) in enumerate(calls)
+    ]
+
+
+def _structured(request: ChatRequest, rule: ScriptedAnswer | None, text: str) -> str | None:
+    fmt = request.response_format
+    if not fmt or fmt.get("type") not in ("json_schema", "json_object"):
+        return None
+    if rule is not None and rule.structured is not None:
+        return json.dumps(rule.structured)
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            if isinstance(json.loads(stripped), dict):
+                return stripped
+        except json.JSONDecodeError:
+            pass
+    if fmt.get("type") == "json_object":
+        return json.dumps({"answer": text})
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    value = fill_schema(schema if isinstance(schema, dict) else {}, text, numbers_in(text))
+    return json.dumps(value)
+
+
+def build_answer(scenario: Scenario, model: SimModel, request: ChatRequest, call_id: str) -> Answer:
+    """The reply `model` gives to `request`.
+
+    Args:
+        scenario: The scenario (bank, seed).
+        model: The simulated model.
+        request: The parsed request.
+        call_id: A unique id for this request (tool call ids derive from it).
+    """
+    text, rule = _text(scenario, model, request)
+    calls = _tool_calls(model, request, rule, text, call_id)
+    if calls:
+        return Answer(text="", tool_calls=calls, finish_reason="tool_calls")
+    structured = _structured(request, rule, text)
+    if structured is not None:
+        text = structured
+    elif request.max_tokens is not None and count_tokens(text) > request.max_tokens:
+        text = "".join(split_tokens(text)[: request.max_tokens])
+        return Answer(text=text, finish_reason="length")
+    return Answer(text=text)
