@@ -6,7 +6,7 @@ The adapter translates between LangChain and the runtime; it holds no fusion log
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 from langchain_core.callbacks import (
@@ -16,6 +16,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
+from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
@@ -32,7 +33,14 @@ from langchain_fusion._core.config import (
 )
 from langchain_fusion._exceptions import FusionInputError
 from langchain_fusion._runtime.drivers import AsyncDriver, SyncDriver
-from langchain_fusion._runtime.members import Member, resolve_judge, resolve_pool, unwrap_chat_model
+from langchain_fusion._runtime.members import (
+    Member,
+    apply_capabilities,
+    derived_profile,
+    resolve_judge,
+    resolve_pool,
+    unwrap_chat_model,
+)
 from langchain_fusion._runtime.modes import FusionRun
 from langchain_fusion._runtime.steps import Deadline, FusionResult
 from langchain_fusion._tracing import (
@@ -89,6 +97,12 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     judge: Any = Field(...)
     """The chat model that judges and fuses the members' answers."""
 
+    capabilities: dict[str, dict[str, bool]] = Field(default_factory=dict)
+    """Per-member overrides of what a model accepts, by member name (or `"judge"`), e.g.
+    `{"local-llama": {"image_inputs": False}}`; keys `image_inputs` and `tool_calling`. A
+    member known not to accept images (from this or its model's `profile`) sits out calls
+    with images, reported `skipped`."""
+
     @field_validator("pool", mode="before")
     @classmethod
     def _validate_pool(cls, value: Any) -> Any:
@@ -108,7 +122,19 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     @model_validator(mode="after")
     def _validate_settings_against_pool(self) -> FusionChatModel:
         check_against_pool(self, len(self.pool))
+        self._participants()  # capabilities must name members and known keys
         return self
+
+    def _participants(self) -> tuple[list[Member], Member]:
+        """The resolved pool and judge, with their capability overrides."""
+        return apply_capabilities(
+            resolve_pool(self.pool), resolve_judge(self.judge), self.capabilities
+        )
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """The fusion's profile, derived from its members and judge."""
+        members, judge = self._participants()
+        return cast("ModelProfile", derived_profile(members, judge, self.min_successful))
 
     # -- LangChain identity -----------------------------------------------------------------
 
@@ -169,11 +195,11 @@ class FusionChatModel(BaseChatModel, FusionSettings):
                 f"{', '.join(SETTING_NAMES)}, tools and tool_choice; set member options on "
                 "the members themselves"
             )
-        members = self.members
+        members, judge = self._participants()
         settings = resolve_settings(self, kwargs, len(members))
         return FusionRun(
             members,
-            resolve_judge(self.judge),
+            judge,
             settings,
             messages,
             stop,

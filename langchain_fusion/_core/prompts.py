@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from langchain_fusion._core.capabilities import image_blocks
 from langchain_fusion._core.fencing import Candidate, fence, message_text
 from langchain_fusion._core.verdict import Comparison
 
@@ -69,7 +71,9 @@ def transcript(messages: Sequence[BaseMessage]) -> str:
     parts = []
     for message in messages:
         role = _ROLE_NAMES.get(message.type, message.type.capitalize())
-        parts.append(f"[{role}]\n{message_text(message)}")
+        count = len(image_blocks([message]))
+        attached = f"\n[{count} image(s) attached, shown after the task]" if count else ""
+        parts.append(f"[{role}]\n{message_text(message)}{attached}")
     return "\n\n".join(parts)
 
 
@@ -84,17 +88,24 @@ def judge_messages(
     task: str,
     criteria: str | None = None,
     extra: str | None = None,
+    images: Sequence[dict[str, Any]] = (),
 ) -> list[BaseMessage]:
-    """The judge's input: instructions, then the conversation, the fenced candidates, the task."""
+    """The judge's input: instructions, then the conversation, the fenced candidates, the task.
+
+    `images` (the conversation's image blocks) follow the text, for a judge that sees images.
+    """
     body = (
         f"## Conversation\n\n{transcript(conversation)}\n\n"
         f"## Candidates\n\n{fence(candidates, nonce)}\n\n"
         + (f"{extra}\n\n" if extra else "")
         + f"## Task\n\n{task}"
     )
+    content: str | list[str | dict[str, Any]] = (
+        [{"type": "text", "text": body}, *images] if images else body
+    )
     return [
         SystemMessage(JUDGE_SYSTEM.format(nonce=nonce) + _criteria_line(criteria)),
-        HumanMessage(body),
+        HumanMessage(content),
     ]
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableWithFallbacks
 from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.runnables.configurable import DynamicRunnable
+
+from langchain_fusion._core.capabilities import CAPABILITY_KEYS, capability
 
 _ACCEPTED = (
     "a LangChain chat model (BaseChatModel), optionally wrapped with .bind(...), "
@@ -32,6 +34,16 @@ class Member:
     model: str
     runnable: Runnable[Any, Any]
     chat_model: BaseChatModel
+    overrides: Mapping[str, bool] = field(default_factory=dict)
+
+    def capability(self, key: str) -> bool | None:
+        """A capability (`image_inputs`, `tool_calling`...): override, else profile, else None."""
+        return capability(self.chat_model.profile, self.overrides, key)
+
+    @property
+    def accepts_images(self) -> bool:
+        """Whether the member may receive images: unless known not to."""
+        return self.capability("image_inputs") is not False
 
     @property
     def supports_structured_output(self) -> bool:
@@ -44,8 +56,9 @@ class Member:
 
     @property
     def supports_tools(self) -> bool:
-        """Whether the chat model implements `bind_tools`."""
-        return type(self.chat_model).bind_tools is not BaseChatModel.bind_tools
+        """Whether the chat model implements `bind_tools` and is not known to lack tools."""
+        implemented = type(self.chat_model).bind_tools is not BaseChatModel.bind_tools
+        return implemented and self.capability("tool_calling") is not False
 
     def with_tools(self, tools: Sequence[dict[str, Any]], tool_choice: Any = None) -> Member:
         """This member with `tools` bound to its chat model, its wrappers kept around it."""
@@ -191,3 +204,61 @@ def resolve_judge(judge: Any) -> Member:
         ValueError: when the judge is not a chat model.
     """
     return as_member(judge, "judge", name="judge")
+
+
+def apply_capabilities(
+    members: Sequence[Member],
+    judge: Member,
+    capabilities: Mapping[str, Mapping[str, bool]],
+) -> tuple[list[Member], Member]:
+    """Attach the user's capability overrides (by member name, or `"judge"`).
+
+    Raises:
+        ValueError: for a name that is not in the pool, or an unknown capability key.
+    """
+    names = [m.name for m in members]
+    for name, caps in capabilities.items():
+        if name not in names and name != "judge":
+            raise ValueError(
+                f"capabilities names {name!r}, which is not a pool member: use one of "
+                f"{', '.join(map(repr, names))} or 'judge'"
+            )
+        unknown = sorted(set(caps) - set(CAPABILITY_KEYS))
+        if unknown:
+            raise ValueError(
+                f"capabilities[{name!r}] has unknown key(s) {', '.join(unknown)}: use "
+                f"{', '.join(CAPABILITY_KEYS)}"
+            )
+    return (
+        [replace(m, overrides=dict(capabilities.get(m.name, {}))) for m in members],
+        replace(judge, overrides=dict(capabilities.get("judge", {}))),
+    )
+
+
+def derived_profile(
+    members: Sequence[Member], judge: Member, min_successful: int
+) -> dict[str, Any]:
+    """The fusion's model profile, derived from its members and judge.
+
+    Image inputs when at least `min_successful` members are known to accept them; tool
+    calling (and structured output) when the judge and at least `min_successful` members
+    can call tools; the input limit is the smallest known one.
+    """
+    images = sum(1 for m in members if m.capability("image_inputs") is True)
+    tools = sum(1 for m in members if m.supports_tools)
+    profile: dict[str, Any] = {
+        "text_inputs": True,
+        "text_outputs": True,
+        "image_inputs": images >= min_successful,
+        "tool_calling": judge.supports_tools and tools >= min_successful,
+        "structured_output": judge.supports_tools and tools >= min_successful,
+    }
+    limits = [
+        m.chat_model.profile.get("max_input_tokens")
+        for m in [*members, judge]
+        if m.chat_model.profile
+    ]
+    known = [limit for limit in limits if isinstance(limit, int)]
+    if known:
+        profile["max_input_tokens"] = min(known)
+    return profile

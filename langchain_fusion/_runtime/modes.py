@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from langchain_fusion._core import prompts
 from langchain_fusion._core.agreement import answers_agree
+from langchain_fusion._core.capabilities import image_blocks
 from langchain_fusion._core.config import FusionSettings
 from langchain_fusion._core.fencing import Candidate, anonymise, message_text, new_nonce
 from langchain_fusion._core.graph import DebateGraph
@@ -57,14 +58,27 @@ class FusionRun:
         self.members = list(members)
         self.stop = stop
         self.judge = judge
+        self.settings = settings
+        self.conversation = list(conversation)
         #: The judge as it writes the final answer: with the caller's tools, if any.
         self.writer = judge
         #: Members that sit this call out, with the reason (reported as `skipped`).
         self.skipped: dict[str, str] = {}
+        images = image_blocks(self.conversation)
+        #: The conversation's images, for a judge that may see them.
+        self.judge_images = images if judge.accepts_images else []
+        if images:
+            for member in self.members:
+                if not member.accepts_images:
+                    self.skipped[member.name] = "does not accept image inputs"
         if tools:
             self._bind_tools(list(tools), tool_choice, settings)
-        self.settings = settings
-        self.conversation = list(conversation)
+        if len(self.skipped) == len(self.members):
+            raise FusionInputError(
+                "no pool member can take this call: "
+                + "; ".join(f"{name} {why}" for name, why in self.skipped.items())
+                + ". Add members that can, or override a member's `capabilities`"
+            )
         self.rng = random.Random(settings.seed)
         self.ledger = Ledger()
         self.started = time.monotonic()
@@ -76,8 +90,8 @@ class FusionRun:
         """Bind the caller's tools to every member that can call tools, and to the judge.
 
         Raises:
-            FusionInputError: before any call, when a tool call is required and no member,
-                or (merge, debate) the judge, can make one.
+            FusionInputError: before any call, when a tool call is required and (merge,
+                debate) the judge cannot make one.
         """
         forced = forces_tool_call(tool_choice)
         bound = []
@@ -87,13 +101,10 @@ class FusionRun:
             else:
                 bound.append(member)
                 if forced:
-                    self.skipped[member.name] = "cannot call tools, and a tool call is required"
+                    self.skipped.setdefault(
+                        member.name, "cannot call tools, and tool_choice requires a tool call"
+                    )
         self.members = bound
-        if len(self.skipped) == len(self.members):
-            raise FusionInputError(
-                "no pool member can call tools, and tool_choice requires a tool call: add "
-                "members that support tool calling, or use tool_choice='auto'"
-            )
         if self.judge.supports_tools:
             self.writer = self.judge.with_tools(tools, tool_choice)
         elif forced and settings.mode != "best_of":
@@ -150,6 +161,19 @@ class FusionRun:
         return mapping, [
             Candidate(label, message_text(self.latest[name])) for label, name in mapping.items()
         ]
+
+    def _judge_input(
+        self, candidates: list[Candidate], nonce: str, task: str, extra: str | None = None
+    ) -> list[BaseMessage]:
+        return prompts.judge_messages(
+            self.conversation,
+            candidates,
+            nonce,
+            task,
+            self.settings.criteria,
+            extra=extra,
+            images=self.judge_images,
+        )
 
     def _judge_parse(
         self,
@@ -279,13 +303,7 @@ class FusionRun:
             return single
         mapping, candidates = self._candidates([o.name for o in answered])
         labels = list(mapping)
-        messages = prompts.judge_messages(
-            self.conversation,
-            candidates,
-            new_nonce(),
-            prompts.verdict_task(labels),
-            self.settings.criteria,
-        )
+        messages = self._judge_input(candidates, new_nonce(), prompts.verdict_task(labels))
 
         def parse(outcome: Outcome) -> Verdict:
             if isinstance(outcome.structured, Verdict):
@@ -310,9 +328,7 @@ class FusionRun:
             return single
         mapping, candidates = self._candidates([o.name for o in answered])
         nonce = new_nonce()
-        compare = prompts.judge_messages(
-            self.conversation, candidates, nonce, prompts.COMPARISON_TASK, self.settings.criteria
-        )
+        compare = self._judge_input(candidates, nonce, prompts.COMPARISON_TASK)
 
         def parse(outcome: Outcome) -> Comparison:
             if isinstance(outcome.structured, Comparison):
@@ -330,13 +346,8 @@ class FusionRun:
         }
         if hard:
             return self._fallback(error, extra=extra)
-        synthesis = prompts.judge_messages(
-            self.conversation,
-            candidates,
-            nonce,
-            prompts.SYNTHESIS_TASK,
-            self.settings.criteria,
-            extra=prompts.comparison_block(comparison),
+        synthesis = self._judge_input(
+            candidates, nonce, prompts.SYNTHESIS_TASK, prompts.comparison_block(comparison)
         )
         outcome = yield from self._synthesis(synthesis)
         if not outcome.ok:
@@ -397,9 +408,7 @@ class FusionRun:
         mapping, candidates = self._candidates(final)
         extra["labels"] = mapping
         task = prompts.DEBATE_FINAL_TASK.format(rounds=rounds)
-        outcome = yield from self._synthesis(
-            prompts.judge_messages(self.conversation, candidates, new_nonce(), task, s.criteria)
-        )
+        outcome = yield from self._synthesis(self._judge_input(candidates, new_nonce(), task))
         if not outcome.ok:
             return self._fallback(outcome.error, rounds=rounds, extra=extra)
         return self._finish(outcome.message, rounds=rounds, streamed=True, extra=extra)
