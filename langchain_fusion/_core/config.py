@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-Mode = Literal["best_of", "merge", "debate"]
+Mode = Literal["best_of", "merge", "debate", "vote"]
 Topology = Literal["all", "ring"]
 JudgeFailurePolicy = Literal["fallback", "raise"]
 
-MODES: tuple[str, ...] = ("best_of", "merge", "debate")
+MODES: tuple[str, ...] = ("best_of", "merge", "debate", "vote")
 _MODE_ALIASES = {"best-of": "best_of", "bestof": "best_of", "best_of": "best_of"}
 
 #: Names of the settings that a caller may override per call (`.bind(...)`, invoke kwargs).
@@ -28,7 +29,23 @@ SETTING_NAMES: tuple[str, ...] = (
     "on_judge_failure",
     "max_concurrency",
     "seed",
+    "skip_judge_on_agreement",
+    "agreement",
+    "max_tokens",
+    "max_cost_usd",
+    "prices",
+    "hedge_after",
 )
+
+
+class ModelPrice(BaseModel):
+    """What a model costs, in USD per token."""
+
+    prompt: float = Field(ge=0)
+    """USD per input (prompt) token."""
+
+    completion: float = Field(ge=0)
+    """USD per output (completion) token."""
 
 
 class FusionSettings(BaseModel):
@@ -39,9 +56,10 @@ class FusionSettings(BaseModel):
 
     mode: Mode = "merge"
     """`"best_of"` (the judge picks one answer, returned as written), `"merge"` (the judge
-    writes one answer from a structured comparison of all) or `"debate"` (members critique
-    and revise each other's answers for `debate_rounds`, then the judge writes the answer).
-    `"best-of"` is accepted too."""
+    writes one answer from a structured comparison of all), `"debate"` (members critique
+    and revise each other's answers for `debate_rounds`, then the judge writes the answer) or
+    `"vote"` (the majority answer wins; the judge picks only on ties or when all answers
+    differ). `"best-of"` is accepted too."""
 
     criteria: str | None = None
     """Optional rubric that steers the judge in every mode, e.g. `"prefer cited sources"`."""
@@ -81,6 +99,28 @@ class FusionSettings(BaseModel):
     seed: int | None = None
     """Seed for the per-call shuffling of candidates (reproducible runs); `None` is random."""
 
+    skip_judge_on_agreement: bool = False
+    """When every answer agrees (see `agreement`), return it without calling the judge."""
+
+    agreement: Callable[[Sequence[str]], bool] | None = Field(default=None, exclude=True)
+    """Decides whether answers agree, from their texts; default: equal once normalised
+    (case, whitespace, punctuation), which suits short answers."""
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Cap on the output tokens of every member and judge call (passed as `max_tokens`)."""
+
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    """Budget of one fusion call. Before each phase (debate round, judge) the worst case is
+    estimated from `prices` (or the providers' reported costs); a phase that would exceed the
+    budget is skipped and the report says so."""
+
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    """Prices by model identifier, for budgets and `estimate_cost`; a model without one is
+    priced from the cost its provider reports, once it has reported one."""
+
+    hedge_after: float = Field(default=1.0, gt=0)
+    """Seconds a member with a hedge may go without a first token before its backup starts."""
+
     @field_validator("mode", mode="before")
     @classmethod
     def _normalise_mode(cls, value: Any) -> Any:
@@ -90,7 +130,8 @@ class FusionSettings(BaseModel):
                 return _MODE_ALIASES[key]
             if key not in MODES:
                 raise ValueError(
-                    f"unknown mode {value!r}: set mode to one of 'best_of', 'merge', 'debate'"
+                    f"unknown mode {value!r}: set mode to one of "
+                    + ", ".join(repr(mode) for mode in MODES)
                 )
             return key
         return value

@@ -16,7 +16,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel
 
 from langchain_fusion._core import prompts
-from langchain_fusion._core.agreement import answers_agree
+from langchain_fusion._core.agreement import answers_agree, normalise_answer
+from langchain_fusion._core.budget import Pricing, estimate_tokens, phase_cost
 from langchain_fusion._core.capabilities import image_blocks
 from langchain_fusion._core.config import FusionSettings
 from langchain_fusion._core.fencing import Candidate, anonymise, message_text, new_nonce
@@ -40,6 +41,8 @@ T = TypeVar("T", bound=BaseModel)
 Steps = Generator[Call | FanOut, Any, Any]
 
 SINGLE_ANSWER = "only one member answered"
+MEMBERS_AGREE = "the members agree"
+OVER_BUDGET = "the judge would exceed max_cost_usd"
 
 
 class FusionRun:
@@ -81,6 +84,10 @@ class FusionRun:
             )
         self.rng = random.Random(settings.seed)
         self.ledger = Ledger()
+        self.pricing = Pricing(settings.prices, self.ledger.outcomes)
+        #: Phases skipped to stay within `max_cost_usd`, and models that could not be priced.
+        self.budget_skipped: list[str] = []
+        self.unpriced: set[str] = set()
         self.started = time.monotonic()
         self.latest: dict[str, AIMessage] = {}
 
@@ -118,7 +125,12 @@ class FusionRun:
 
     def plan(self) -> Generator[Call | FanOut, Any, FusionResult]:
         """The generator a driver runs for the configured mode."""
-        runners = {"best_of": self._best_of, "merge": self._merge, "debate": self._debate}
+        runners = {
+            "best_of": self._best_of,
+            "merge": self._merge,
+            "debate": self._debate,
+            "vote": self._vote,
+        }
         return runners[self.settings.mode]()
 
     # -- shared phases ----------------------------------------------------------------------
@@ -128,7 +140,7 @@ class FusionRun:
         # In best_of a member's answer is returned as written, so it obeys the caller's stop.
         stop = self.stop if s.mode == "best_of" else None
         calls = [
-            Call(m, self.conversation, timeout=s.member_timeout, stop=stop)
+            Call(m, self.conversation, timeout=s.member_timeout, stop=stop, max_tokens=s.max_tokens)
             for m in self.members
             if m.name not in self.skipped
         ]
@@ -225,6 +237,7 @@ class FusionRun:
             timeout=self.settings.judge_timeout,
             stream=True,
             stop=self.stop,
+            max_tokens=self.settings.max_tokens,
         )
         self.ledger.record(outcome)
         return outcome
@@ -237,6 +250,14 @@ class FusionRun:
         rounds: int | None = None,
         extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        common: dict[str, Any] = {}
+        if self.settings.max_cost_usd is not None:
+            common["budget"] = {
+                "max_cost_usd": self.settings.max_cost_usd,
+                "spent_usd": self.pricing.spent(),
+                "skipped": list(self.budget_skipped),
+                "unpriced": sorted(self.unpriced),
+            }
         return build_report(
             mode=self.settings.mode,
             members=[(m.name, m.model) for m in self.members],
@@ -245,7 +266,7 @@ class FusionRun:
             total_s=time.monotonic() - self.started,
             winner=winner,
             rounds=rounds,
-            extra=extra,
+            extra={**common, **(extra or {})},
         )
 
     def _finish(
@@ -271,14 +292,56 @@ class FusionRun:
             answers=dict(self.latest),
         )
 
-    def _single(
+    def _agree(self, names: Sequence[str]) -> bool:
+        texts = [message_text(self.latest[name]) for name in names]
+        return (self.settings.agreement or answers_agree)(texts)
+
+    def _without_judge(
         self, names: list[str], rounds: int | None = None, extra: dict[str, Any] | None = None
     ) -> FusionResult | None:
-        """With a single answer there is nothing to judge: return it as written."""
-        if len(names) != 1:
+        """Return the answer without a judge call when judging is needless.
+
+        With a single answer there is nothing to judge; with `skip_judge_on_agreement`,
+        answers that agree are returned as the first of them (pool order) is written.
+        """
+        if len(names) == 1:
+            reason = SINGLE_ANSWER
+        elif self.settings.skip_judge_on_agreement and self._agree(names):
+            reason = MEMBERS_AGREE
+        else:
             return None
-        extra = {**(extra or {}), "judge_skipped": SINGLE_ANSWER}
+        extra = {**(extra or {}), "judge_skipped": reason}
+        if reason == MEMBERS_AGREE:
+            extra["agreed"] = True
         return self._finish(self.latest[names[0]], winner=names[0], rounds=rounds, extra=extra)
+
+    def _affordable(self, phase: str, calls: Sequence[tuple[str, list[BaseMessage]]]) -> bool:
+        """Whether a phase's worst case fits in `max_cost_usd`; records a phase it skips.
+
+        A phase whose cost cannot be estimated (a model without a known price) goes ahead,
+        and the report lists the unpriced models.
+        """
+        budget = self.settings.max_cost_usd
+        if budget is None:
+            return True
+        estimate = [(model, estimate_tokens(messages)) for model, messages in calls]
+        cost, unknown = phase_cost(self.pricing, estimate, self.settings.max_tokens)
+        spent = self.pricing.spent()
+        if cost is None or spent is None:
+            self.unpriced.update(unknown or [o.model for o in self.ledger.outcomes])
+            return True
+        if spent + cost <= budget:
+            return True
+        self.budget_skipped.append(phase)
+        return False
+
+    def _over_budget(
+        self, names: list[str], rounds: int | None = None, extra: dict[str, Any] | None = None
+    ) -> FusionResult:
+        """The judge phase would exceed the budget: the first answer in pool order."""
+        first = next(m.name for m in self.members if m.name in names)
+        extra = {**(extra or {}), "judge_skipped": OVER_BUDGET}
+        return self._finish(self.latest[first], winner=first, rounds=rounds, extra=extra)
 
     def _fallback(
         self, error: str | None, rounds: int | None = None, extra: dict[str, Any] | None = None
@@ -298,12 +361,23 @@ class FusionRun:
 
     def _best_of(self) -> Generator[Call | FanOut, Any, FusionResult]:
         answered: list[Outcome] = yield from self._answer_phase()
-        single = self._single([o.name for o in answered])
-        if single is not None:
-            return single
-        mapping, candidates = self._candidates([o.name for o in answered])
+        names = [o.name for o in answered]
+        shortcut = self._without_judge(names)
+        if shortcut is not None:
+            return shortcut
+        result: FusionResult = yield from self._choose(names)
+        return result
+
+    def _choose(
+        self, names: list[str], extra: dict[str, Any] | None = None
+    ) -> Generator[Call | FanOut, Any, FusionResult]:
+        """The judge picks one of `names`' answers, returned as written."""
+        mapping, candidates = self._candidates(names)
         labels = list(mapping)
+        extra = {**(extra or {}), "labels": mapping}
         messages = self._judge_input(candidates, new_nonce(), prompts.verdict_task(labels))
+        if not self._affordable("judge", [(self.judge.model, messages)]):
+            return self._over_budget(names, extra=extra)
 
         def parse(outcome: Outcome) -> Verdict:
             if isinstance(outcome.structured, Verdict):
@@ -313,22 +387,46 @@ class FusionRun:
 
         verdict, error, _ = yield from self._judge_parse(messages, Verdict, "verdict", parse)
         if verdict is None:
-            return self._fallback(error, extra={"labels": mapping})
+            return self._fallback(error, extra=extra)
         winner = mapping[verdict.winner]
-        return self._finish(
-            self.latest[winner],
-            winner=winner,
-            extra={"rationale": verdict.rationale, "labels": mapping},
-        )
+        extra["rationale"] = verdict.rationale
+        return self._finish(self.latest[winner], winner=winner, extra=extra)
+
+    def _vote(self) -> Generator[Call | FanOut, Any, FusionResult]:
+        """The majority answer (normalised) wins.
+
+        The judge picks only on ties or when every answer differs, among the leading answers.
+        """
+        answered: list[Outcome] = yield from self._answer_phase()
+        names = [o.name for o in answered]
+        shortcut = self._without_judge(names)
+        if shortcut is not None:
+            return shortcut
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            groups.setdefault(normalise_answer(message_text(self.latest[name])), []).append(name)
+        tally = sorted(groups.values(), key=len, reverse=True)
+        votes = [{"members": group, "count": len(group)} for group in tally]
+        leader = tally[0]
+        if len(leader) > 1 and (len(tally) == 1 or len(leader) > len(tally[1])):
+            extra = {"votes": votes, "judge_skipped": "majority"}
+            return self._finish(self.latest[leader[0]], winner=leader[0], extra=extra)
+        tied = [group[0] for group in tally if len(group) == len(leader)]
+        result: FusionResult = yield from self._choose(tied, extra={"votes": votes})
+        return result
 
     def _merge(self) -> Generator[Call | FanOut, Any, FusionResult]:
         answered: list[Outcome] = yield from self._answer_phase()
-        single = self._single([o.name for o in answered])
-        if single is not None:
-            return single
-        mapping, candidates = self._candidates([o.name for o in answered])
+        names = [o.name for o in answered]
+        shortcut = self._without_judge(names)
+        if shortcut is not None:
+            return shortcut
+        mapping, candidates = self._candidates(names)
         nonce = new_nonce()
         compare = self._judge_input(candidates, nonce, prompts.COMPARISON_TASK)
+        # The synthesis reads what the comparison reads, plus the comparison.
+        if not self._affordable("judge", [(self.judge.model, compare)] * 2):
+            return self._over_budget(names, extra={"labels": mapping})
 
         def parse(outcome: Outcome) -> Comparison:
             if isinstance(outcome.structured, Comparison):
@@ -369,23 +467,34 @@ class FusionRun:
             active = graph.active()
             if len(active) < 2:
                 break
-            if answers_agree([message_text(self.latest[n]) for n in active]):
+            if self._agree(active):
                 graph.stopped_early = True
                 break
             nonce = new_nonce()
+            inputs = {
+                name: prompts.revision_messages(
+                    self.conversation,
+                    self.latest[name],
+                    self._candidates(graph.visible_to(name))[1],
+                    nonce,
+                    s.criteria,
+                )
+                for name in active
+            }
+            phase = [(by_name[name].model, messages) for name, messages in inputs.items()]
+            if not self._affordable(f"debate round {round_}", phase):
+                break
             calls = []
-            for name in active:
-                _, peers = self._candidates(graph.visible_to(name))
+            for name, messages in inputs.items():
                 graph.add_turn(name, round_)
                 calls.append(
                     Call(
                         by_name[name],
-                        prompts.revision_messages(
-                            self.conversation, self.latest[name], peers, nonce, s.criteria
-                        ),
+                        messages,
                         step="revise",
                         round=round_,
                         timeout=s.member_timeout,
+                        max_tokens=s.max_tokens,
                     )
                 )
             quorum = None if s.quorum is None else min(s.quorum, len(calls))
@@ -399,16 +508,19 @@ class FusionRun:
         final = [m.name for m in self.members if m.name in self.latest]
         extra: dict[str, Any] = {
             "debate": {**graph.to_dict(), "mermaid": graph.to_mermaid()},
-            "agreed": answers_agree([message_text(self.latest[n]) for n in final]),
+            "agreed": self._agree(final),
         }
         rounds = graph.rounds_run
-        single = self._single(final, rounds, extra)
-        if single is not None:
-            return single
+        shortcut = self._without_judge(final, rounds, extra)
+        if shortcut is not None:
+            return shortcut
         mapping, candidates = self._candidates(final)
         extra["labels"] = mapping
         task = prompts.DEBATE_FINAL_TASK.format(rounds=rounds)
-        outcome = yield from self._synthesis(self._judge_input(candidates, new_nonce(), task))
+        messages = self._judge_input(candidates, new_nonce(), task)
+        if not self._affordable("judge", [(self.judge.model, messages)]):
+            return self._over_budget(final, rounds=rounds, extra=extra)
+        outcome = yield from self._synthesis(messages)
         if not outcome.ok:
             return self._fallback(outcome.error, rounds=rounds, extra=extra)
         return self._finish(outcome.message, rounds=rounds, streamed=True, extra=extra)

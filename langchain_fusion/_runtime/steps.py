@@ -33,6 +33,7 @@ class Call:
         schema: Ask for structured output of this type where the model supports it.
         stream: The call's tokens may be streamed to the caller as the fused answer.
         stop: Stop sequences, given to the calls whose text becomes the fused answer.
+        max_tokens: Cap on the call's output tokens (`max_tokens` keyword), if set.
     """
 
     member: Member
@@ -44,11 +45,19 @@ class Call:
     schema: type[BaseModel] | None = None
     stream: bool = False
     stop: list[str] | None = None
+    max_tokens: int | None = None
 
     @property
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the model call (structured calls take none)."""
-        return {"stop": self.stop} if self.stop and self.schema is None else {}
+        if self.schema is not None:
+            return {}
+        kwargs: dict[str, Any] = {}
+        if self.stop:
+            kwargs["stop"] = self.stop
+        if self.max_tokens is not None:
+            kwargs["max_tokens"] = self.max_tokens
+        return kwargs
 
 
 @dataclass

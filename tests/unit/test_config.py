@@ -55,7 +55,7 @@ def test_mode_aliases_are_normalised(given: str, expected: str) -> None:
     assert FusionSettings(mode=given).mode == expected
 
 
-@pytest.mark.parametrize("bad", ["fast", "best of", "vote", ""])
+@pytest.mark.parametrize("bad", ["fast", "best of", "voting", ""])
 def test_unknown_mode_names_field_and_valid_values(bad: str) -> None:
     with pytest.raises(ValidationError) as info:
         FusionSettings(mode=bad)

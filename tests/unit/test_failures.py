@@ -337,7 +337,7 @@ async def test_an_unknown_per_call_argument_is_refused(answer_invoke):
     [
         ({"quorum": 99}, "quorum"),
         ({"min_successful": 4}, "min_successful"),
-        ({"mode": "vote"}, "mode"),
+        ({"mode": "majority"}, "mode"),
         ({"grace": -1}, "grace"),
         ({"quorum": 1, "min_successful": 2}, "quorum"),
     ],
@@ -378,4 +378,4 @@ def test_bad_configuration_fails_at_construction():
     with pytest.raises(ValidationError, match="quorum"):
         FusionChatModel(pool=counted_pool(), judge=FakeJudge(), quorum=4)
     with pytest.raises(ValidationError, match="mode"):
-        FusionChatModel(pool=counted_pool(), judge=FakeJudge(), mode="vote")
+        FusionChatModel(pool=counted_pool(), judge=FakeJudge(), mode="majority")
