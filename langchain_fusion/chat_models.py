@@ -25,6 +25,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from langchain_fusion._core.budget import Pricing, estimate_fusion, estimate_tokens
 from langchain_fusion._core.config import (
     SETTING_NAMES,
     FusionSettings,
@@ -40,6 +41,7 @@ from langchain_fusion._runtime.members import (
     resolve_judge,
     resolve_pool,
     unwrap_chat_model,
+    with_hedges,
 )
 from langchain_fusion._runtime.modes import FusionRun
 from langchain_fusion._runtime.steps import Deadline, FusionResult
@@ -103,6 +105,12 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     member known not to accept images (from this or its model's `profile`) sits out calls
     with images, reported `skipped`."""
 
+    hedge: dict[str, Any] = Field(default_factory=dict)
+    """Backups by member name: a chat model, or `True` for the same model again. A hedged
+    member whose first token has not come after `hedge_after` seconds gets its backup
+    started; the first copy to answer wins, the other is cancelled, and the report says
+    which copy answered."""
+
     @field_validator("pool", mode="before")
     @classmethod
     def _validate_pool(cls, value: Any) -> Any:
@@ -125,11 +133,12 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         self._participants()  # capabilities must name members and known keys
         return self
 
-    def _participants(self) -> tuple[list[Member], Member]:
-        """The resolved pool and judge, with their capability overrides."""
-        return apply_capabilities(
+    def _participants(self, hedge_after: float | None = None) -> tuple[list[Member], Member]:
+        """The resolved pool and judge, with capability overrides and hedges applied."""
+        members, judge = apply_capabilities(
             resolve_pool(self.pool), resolve_judge(self.judge), self.capabilities
         )
+        return with_hedges(members, self.hedge, hedge_after or self.hedge_after), judge
 
     def _resolve_model_profile(self) -> ModelProfile | None:
         """The fusion's profile, derived from its members and judge."""
@@ -195,8 +204,8 @@ class FusionChatModel(BaseChatModel, FusionSettings):
                 f"{', '.join(SETTING_NAMES)}, tools and tool_choice; set member options on "
                 "the members themselves"
             )
-        members, judge = self._participants()
-        settings = resolve_settings(self, kwargs, len(members))
+        settings = resolve_settings(self, kwargs, len(self.pool))
+        members, judge = self._participants(settings.hedge_after)
         return FusionRun(
             members,
             judge,
@@ -205,6 +214,30 @@ class FusionChatModel(BaseChatModel, FusionSettings):
             stop,
             tools=tools,
             tool_choice=tool_choice,
+        )
+
+    def estimate_cost(self, messages: LanguageModelInput, **overrides: Any) -> dict[str, Any]:
+        """The worst-case cost of fusing `messages`, phase by phase, before running it.
+
+        Input tokens are estimated at four characters a token; output is bounded by
+        `max_tokens` (or assumed to be 1024 tokens a call). Prices come from `prices`; phases
+        with an unpriced model have `cost_usd` None and list it under `unpriced`.
+
+        Args:
+            messages: The input, as for `invoke`.
+            **overrides: Per-call settings, as for `bind` (e.g. `mode="debate"`).
+        """
+        settings = resolve_settings(self, overrides, len(self.pool))
+        members, judge = self._participants()
+        conversation = self._convert_input(messages).to_messages()
+        return estimate_fusion(
+            mode=settings.mode,
+            members=[m.model for m in members],
+            judge=judge.model,
+            input_tokens=estimate_tokens(conversation),
+            pricing=Pricing(settings.prices),
+            max_tokens=settings.max_tokens,
+            debate_rounds=settings.debate_rounds,
         )
 
     def bind_tools(

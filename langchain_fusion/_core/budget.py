@@ -54,6 +54,16 @@ class Pricing:
             return None
         return input_tokens * price.prompt + output_tokens * price.completion
 
+    def unpriced(self) -> set[str]:
+        """Models of calls so far that reported usage but neither a cost nor a price."""
+        return {
+            o.model
+            for o in self.outcomes
+            if message_usage(o.message)
+            and message_cost(o.message) is None
+            and self.price(o.model) is None
+        }
+
     def spent(self) -> float | None:
         """What the calls so far cost: reported costs, else priced usage; None if unknown."""
         total = 0.0

@@ -16,7 +16,13 @@ from langchain_fusion._core.usage import Ledger, message_cost, message_usage, su
 def _calls_summary(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     last = outcomes[-1] if outcomes else None
     errors = [o.error for o in outcomes if o.error]
+    hedged = [
+        o.message.response_metadata["hedge"]
+        for o in outcomes
+        if o.message is not None and o.message.response_metadata.get("hedge")
+    ]
     return {
+        **({"hedge": hedged[-1]} if hedged else {}),
         "status": last.status if last else "skipped",
         "calls": len(outcomes),
         "latency_s": round(sum(o.latency_s for o in outcomes), 6),

@@ -262,3 +262,35 @@ def derived_profile(
     if known:
         profile["max_input_tokens"] = min(known)
     return profile
+
+
+def with_hedges(members: Sequence[Member], hedges: Mapping[str, Any], after: float) -> list[Member]:
+    """Wrap each hedged member with its backup (`True` hedges with the member itself).
+
+    Raises:
+        ValueError: for a name that is not in the pool, or a backup that is not a chat model.
+    """
+    from langchain_fusion._runtime.hedge import HedgedChatModel
+
+    names = [m.name for m in members]
+    for name, backup in hedges.items():
+        if name not in names:
+            raise ValueError(
+                f"hedge names {name!r}, which is not a pool member: use one of "
+                f"{', '.join(map(repr, names))}"
+            )
+        if backup is not True:
+            as_member(backup, f"hedge[{name!r}]")
+    out = []
+    for member in members:
+        backup = hedges.get(member.name)
+        if backup is None or backup is False:
+            out.append(member)
+            continue
+        hedged = HedgedChatModel(
+            primary=member.runnable,
+            backup=member.runnable if backup is True else backup,
+            after=after,
+        )
+        out.append(replace(member, runnable=hedged))
+    return out

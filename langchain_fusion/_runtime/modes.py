@@ -328,7 +328,7 @@ class FusionRun:
         cost, unknown = phase_cost(self.pricing, estimate, self.settings.max_tokens)
         spent = self.pricing.spent()
         if cost is None or spent is None:
-            self.unpriced.update(unknown or [o.model for o in self.ledger.outcomes])
+            self.unpriced.update(unknown, self.pricing.unpriced())
             return True
         if spent + cost <= budget:
             return True

@@ -1,0 +1,260 @@
+"""Hedged members: a backup copy starts when the first token is late; the loser is cancelled.
+
+`HedgedChatModel` wraps a member and its backup (another model, or the same one again). The
+primary starts at once; if it has produced no token after `after` seconds, the backup starts
+too. The first copy to produce a token answers, the other is cancelled (async) or abandoned
+at its next chunk (sync). The answer's `response_metadata["hedge"]` says which copy answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from pydantic import ConfigDict, Field
+
+_DONE = object()
+PRIMARY, BACKUP = "primary", "backup"
+
+
+class _Race:
+    """Which copy answers: the first to produce a chunk.
+
+    A copy's failure before any chunk is tolerated while the other copy may still answer.
+    Shared by the async and sync streams.
+    """
+
+    def __init__(self) -> None:
+        self.winner: str | None = None
+        self.failed: dict[str, BaseException] = {}
+        self.started: set[str] = {PRIMARY}
+
+    def take(self, tag: str, item: Any) -> tuple[str, Any]:
+        """Classify one item from a copy.
+
+        Returns `("chunk", c)`, `("done", None)`, `("raise", e)`, or `("skip", None)` for the
+        loser's items and a copy's early failure.
+        """
+        if self.winner is not None and tag != self.winner:
+            return "skip", None
+        if isinstance(item, BaseException):
+            if self.winner is None:
+                self.failed[tag] = item
+                if self.started - set(self.failed):
+                    return "skip", None
+            return "raise", item
+        if item is _DONE:
+            if self.winner is None:
+                self.winner = tag
+            return "done", None
+        if self.winner is None:
+            self.winner = tag
+        return "chunk", item
+
+
+def _mark(chunk: Any) -> ChatGenerationChunk:
+    message = chunk if isinstance(chunk, AIMessageChunk) else AIMessageChunk(content=str(chunk))
+    return ChatGenerationChunk(message=message)
+
+
+class HedgedChatModel(BaseChatModel):
+    """A member with a backup that starts when the member's first token is late."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    primary: Any = Field(...)
+    """The member as the user passed it."""
+
+    backup: Any = Field(...)
+    """The copy started when the primary is late: another model, or the same one."""
+
+    after: float = Field(default=1.0, gt=0)
+    """Seconds without a first token from the primary before the backup starts."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "llm-fusion-hedged"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"primary": repr(self.primary), "backup": repr(self.backup), "after": self.after}
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind the tools to both copies."""
+        from langchain_fusion._runtime.members import map_chat_model
+
+        def bind(model: BaseChatModel) -> Runnable[Any, Any]:
+            return model.bind_tools(tools, tool_choice=tool_choice, **kwargs)
+
+        return self.model_copy(
+            update={
+                "primary": map_chat_model(self.primary, bind),
+                "backup": map_chat_model(self.backup, bind),
+            }
+        )
+
+    # -- async ------------------------------------------------------------------------------
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        extra = {**kwargs, **({"stop": stop} if stop else {})}
+
+        async def pump(tag: str, runnable: Any) -> None:
+            try:
+                async for chunk in runnable.astream(messages, **extra):
+                    await items.put((tag, chunk))
+                await items.put((tag, _DONE))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # handed to the race, which decides
+                await items.put((tag, exc))
+
+        race = _Race()
+        tasks = {PRIMARY: asyncio.create_task(pump(PRIMARY, self.primary))}
+        loop = asyncio.get_running_loop()
+        backup_at = loop.time() + self.after
+        try:
+            while True:
+                wait = None
+                if BACKUP not in race.started and race.winner is None:
+                    wait = max(0.0, backup_at - loop.time())
+                try:
+                    tag, item = await asyncio.wait_for(items.get(), wait)
+                except TimeoutError:
+                    race.started.add(BACKUP)
+                    tasks[BACKUP] = asyncio.create_task(pump(BACKUP, self.backup))
+                    continue
+                had_winner = race.winner is not None
+                kind, value = race.take(tag, item)
+                if not had_winner and race.winner is not None:
+                    for other, task in tasks.items():
+                        if other != race.winner:
+                            task.cancel()
+                if kind == "chunk":
+                    yield _mark(value)
+                elif kind == "done":
+                    break
+                elif kind == "raise":
+                    raise value
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(content="", response_metadata={"hedge": race.winner})
+            )
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        chunks = [c async for c in self._astream(messages, stop, run_manager, **kwargs)]
+        return _result(chunks)
+
+    # -- sync -------------------------------------------------------------------------------
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        items: queue.Queue[tuple[str, Any]] = queue.Queue()
+        extra = {**kwargs, **({"stop": stop} if stop else {})}
+        abandoned: set[str] = set()
+
+        def pump(tag: str, runnable: Any) -> None:
+            try:
+                stream = runnable.stream(messages, **extra)
+                for chunk in stream:
+                    if tag in abandoned:  # the other copy won: stop reading this one
+                        stream.close()
+                        return
+                    items.put((tag, chunk))
+                items.put((tag, _DONE))
+            except Exception as exc:  # handed to the race, which decides
+                items.put((tag, exc))
+
+        race = _Race()
+        threading.Thread(target=pump, args=(PRIMARY, self.primary), daemon=True).start()
+        deadline = self.after
+        try:
+            while True:
+                wait = deadline if BACKUP not in race.started and race.winner is None else None
+                try:
+                    tag, item = items.get(timeout=wait)
+                except queue.Empty:
+                    race.started.add(BACKUP)
+                    threading.Thread(target=pump, args=(BACKUP, self.backup), daemon=True).start()
+                    continue
+                kind, value = race.take(tag, item)
+                if race.winner is not None:
+                    abandoned.update(race.started - {race.winner})
+                if kind == "chunk":
+                    yield _mark(value)
+                elif kind == "done":
+                    break
+                elif kind == "raise":
+                    raise value
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(content="", response_metadata={"hedge": race.winner})
+            )
+        finally:
+            abandoned.update(race.started)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return _result(list(self._stream(messages, stop, run_manager, **kwargs)))
+
+
+def _result(chunks: list[ChatGenerationChunk]) -> ChatResult:
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total = total + chunk
+    message = total.message
+    return ChatResult(
+        generations=[
+            ChatGeneration(
+                message=AIMessage(
+                    content=message.content,
+                    additional_kwargs=message.additional_kwargs,
+                    response_metadata=message.response_metadata,
+                    tool_calls=getattr(message, "tool_calls", []),
+                    usage_metadata=getattr(message, "usage_metadata", None),
+                    id=message.id,
+                )
+            )
+        ]
+    )
