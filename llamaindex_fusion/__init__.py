@@ -1,6 +1,32 @@
-"""llm-fusion for LlamaIndex.
+"""llm-fusion for LlamaIndex: a pool of LLMs answering in parallel, fused by a judge.
 
-`FusionLLM` arrives with its own issue; the package exists so the layout is final.
+```python
+from llamaindex_fusion import FusionLLM
+
+llm = FusionLLM(pool=[llm_a, llm_b, llm_c], judge=llm_a, mode="merge")
+index.as_query_engine(llm=llm)
+```
+
+Pool and judge take LlamaIndex LLMs and LangChain chat models, mixed. The fusion itself
+(core and runtime) is the one `langchain_fusion.FusionChatModel` runs.
 """
 
-__all__: list[str] = []
+from langchain_fusion._core.config import FusionSettings
+from langchain_fusion._exceptions import (
+    FusionError,
+    FusionInputError,
+    FusionRunError,
+    JudgeError,
+    NotEnoughAnswersError,
+)
+from llamaindex_fusion._llm import FusionLLM
+
+__all__ = [
+    "FusionError",
+    "FusionInputError",
+    "FusionLLM",
+    "FusionRunError",
+    "FusionSettings",
+    "JudgeError",
+    "NotEnoughAnswersError",
+]
