@@ -10,13 +10,21 @@ from typing import Any
 
 from langchain_fusion._core.fencing import extract_candidates
 from langchain_fusion._core.verdict import json_objects
-from langchain_fusion.sim._judge import bank_value, find_question, judge_reply, stated_value
+from langchain_fusion.sim._judge import (
+    bank_value,
+    choose,
+    find_question,
+    judge_reply,
+    stated_value,
+)
 from langchain_fusion.sim._request import ChatRequest
 from langchain_fusion.sim._scenario import Scenario, ScriptedAnswer, SimModel
 from langchain_fusion.sim._schema import fill_schema, numbers_in
 from langchain_fusion.sim._tokens import count_tokens, normalise, split_tokens
 
 _PROMPT_CHARS = 120
+_PROPOSED = "Proposed tool calls:"
+_PROPOSAL_RE = re.compile(r"^- ([^\s(]+)\((\{.*\})\)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -159,8 +167,50 @@ def _json_in(text: str) -> dict[str, Any] | None:
     return objects[-1] if objects else None
 
 
+def _proposals(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """The tool calls a candidate proposed, as a fusion's judge prompt writes them out."""
+    _, found, tail = text.rpartition(_PROPOSED)
+    calls = []
+    for match in _PROPOSAL_RE.finditer(tail if found else ""):
+        try:
+            args = json.loads(match.group(2))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(args, dict):
+            calls.append((match.group(1), args))
+    return calls
+
+
+def _judged_calls(
+    scenario: Scenario, model: SimModel, request: ChatRequest, names: list[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """A judge given tools proposes the calls of the candidate it prefers.
+
+    When that candidate proposed none of the offered tools, the calls of the first other
+    candidate (in label order) that did; none when no candidate proposed a call.
+    """
+    prompt = request.last_user_text
+    if request.last_role != "user" or "## Task" not in prompt:
+        return []
+    candidates = extract_candidates(prompt)
+    if not candidates:
+        return []
+    question = find_question(scenario.bank, prompt.split("## Candidates", 1)[0])
+    winner, _ = choose(scenario, model, candidates, question)
+    for label in [winner, *sorted(lb for lb in candidates if lb != winner)]:
+        calls = [(name, args) for name, args in _proposals(candidates[label]) if name in names]
+        if calls:
+            return calls
+    return []
+
+
 def _tool_calls(
-    model: SimModel, request: ChatRequest, rule: ScriptedAnswer | None, text: str, call_id: str
+    scenario: Scenario,
+    model: SimModel,
+    request: ChatRequest,
+    rule: ScriptedAnswer | None,
+    text: str,
+    call_id: str,
 ) -> list[ToolCall]:
     names = request.tool_names()
     if not names or request.tool_choice == "none":
@@ -170,6 +220,11 @@ def _tool_calls(
     if rule is not None and rule.tool_calls:
         calls = [(c.name, c.arguments) for c in rule.tool_calls if c.name in names]
     forced = _forced_tool(request)
+    if not calls:  # a judge proposes what its preferred candidate proposed
+        choice = request.tool_choice
+        named = isinstance(choice, dict) or (isinstance(choice, str) and choice in names)
+        allowed = ([forced] if forced else []) if named else names
+        calls = _judged_calls(scenario, model, request, allowed)
     if not calls and forced is not None:
         args = rule.structured if rule is not None and rule.structured is not None else None
         args = args if args is not None else _json_in(text)
@@ -219,7 +274,7 @@ def build_answer(scenario: Scenario, model: SimModel, request: ChatRequest, call
         call_id: A unique id for this request (tool call ids derive from it).
     """
     text, rule = _text(scenario, model, request)
-    calls = _tool_calls(model, request, rule, text, call_id)
+    calls = _tool_calls(scenario, model, request, rule, text, call_id)
     if calls:
         return Answer(text="", tool_calls=calls, finish_reason="tool_calls")
     structured = _structured(request, rule, text)

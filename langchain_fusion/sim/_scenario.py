@@ -226,7 +226,9 @@ class SimModel(BaseModel):
     name appears in the last user message; `never` answers in text."""
 
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
-    """How this model judges when its prompt holds fenced candidates and a `## Task`."""
+    """How this model judges when its prompt holds fenced candidates and a `## Task`. Given
+    tools, it proposes the tool calls of the candidate it prefers (else of the first other
+    candidate that proposed any)."""
 
     faults: list[Fault] = Field(default_factory=list)
     """Failures injected into this model's requests; the first that selects a request wins."""

@@ -22,8 +22,13 @@ _STOP_TIMEOUT_S = 10.0
 
 
 def bind_socket(port: int = 0) -> socket.socket:
-    """A listening TCP socket on 127.0.0.1 (`port=0` picks a free port)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A listening TCP socket on 127.0.0.1 (`port=0` picks a free port).
+
+    Made with an explicit `IPPROTO_TCP`, so that its accepted connections carry it too:
+    asyncio sets `TCP_NODELAY` only on sockets whose `proto` says TCP, and without it every
+    reply written in two parts (headers, body) stalls ~40 ms on Nagle and delayed ACKs.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, port))
     sock.listen(2048)
