@@ -27,6 +27,8 @@ class Outcome:
         step: What the call was for (`"answer"`, `"revise"`, `"verdict"`, `"compare"`,
             `"synthesis"`, ...).
         structured: The parsed object of a structured-output judge call.
+        abandoned: The call was given up while its request was still running and could not
+            be interrupted (sync fusions): the provider may bill tokens this report lacks.
         exception: The exception raised, kept for `raise ... from`.
     """
 
@@ -40,6 +42,7 @@ class Outcome:
     round: int = 0
     step: str = "answer"
     structured: object | None = None
+    abandoned: bool = False
     exception: BaseException | None = field(default=None, repr=False)
 
     @property

@@ -23,6 +23,7 @@ def _calls_summary(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     ]
     return {
         **({"hedge": hedged[-1]} if hedged else {}),
+        **({"abandoned": True} if any(o.abandoned for o in outcomes) else {}),
         "status": last.status if last else "skipped",
         "calls": len(outcomes),
         "latency_s": round(sum(o.latency_s for o in outcomes), 6),

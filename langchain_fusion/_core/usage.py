@@ -76,8 +76,12 @@ class Ledger:
         return sum_cost(message_cost(o.message) for o in self.outcomes)
 
     def cost_complete(self) -> bool:
-        """Whether every call that reported usage also reported its cost."""
-        return all(
+        """Whether the cost is known in full.
+
+        Every call that reported usage also reported its cost, and no call was abandoned
+        while its request ran on (its tokens are unknown).
+        """
+        return not any(o.abandoned for o in self.outcomes) and all(
             message_cost(o.message) is not None for o in self.outcomes if message_usage(o.message)
         )
 

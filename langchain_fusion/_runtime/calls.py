@@ -174,6 +174,8 @@ class FanOutState:
         self.started: dict[int, float] = {}
         self.results: dict[int, Outcome] = {}
         self.grace_until: float | None = None
+        #: Set by the sync driver: a started call it gives up on runs on in its thread.
+        self.uninterruptible = False
 
     def mark_started(self, index: int) -> float:
         """Record that call `index` started (it may have waited for a concurrency slot)."""
@@ -203,10 +205,11 @@ class FanOutState:
             timeout = self.calls[index].timeout
             start = self.started.get(index)
             if timeout is not None and start is not None and now >= start + timeout:
-                self.finish(
-                    index,
-                    failed(self.calls[index], "timeout", f"no answer within {timeout:g}s", start),
+                outcome = failed(
+                    self.calls[index], "timeout", f"no answer within {timeout:g}s", start
                 )
+                outcome.abandoned = self.uninterruptible
+                self.finish(index, outcome)
                 expired.append(index)
         return expired
 
@@ -251,6 +254,7 @@ class FanOutState:
                 )
             else:
                 outcome = failed(call, "cancelled", "cancelled before it started", None)
+            outcome.abandoned = self.uninterruptible and index in self.started
             self.results[index] = outcome
         return left
 

@@ -221,6 +221,7 @@ class SyncDriver:
     def fan_out(self, fan: FanOut) -> list[Outcome]:
         """Run the calls concurrently under the fan-out's waiting rules."""
         state = FanOutState(fan.calls, fan.quorum, fan.grace, self.deadline)
+        state.uninterruptible = True
         workers = min(self.max_concurrency or len(fan.calls), len(fan.calls))
         executor = ContextThreadPoolExecutor(max_workers=max(1, workers))
         futures = {

@@ -87,6 +87,7 @@ async def test_quorum_and_grace_cancel_the_straggler_async():
     assert sorted(seen.values()) == ["Answer 0 is about 1000 km.", "Answer 1 is about 1000 km."]
     straggler = fusion_report(message)["candidates"][2]
     assert "quorum" in straggler["error"]
+    assert "abandoned" not in straggler
 
 
 def test_quorum_and_grace_abandon_the_straggler_sync():
@@ -96,6 +97,20 @@ def test_quorum_and_grace_abandon_the_straggler_sync():
         message = fusion.invoke(QUESTION)
     assert clock.elapsed < 1.0
     assert statuses(message) == {"m0": "ok", "m1": "ok", "m2": "cancelled"}
+    # a thread cannot be interrupted: its call runs on, and the report says so
+    assert fusion_report(message)["candidates"][2]["abandoned"] is True
+
+
+def test_an_abandoned_sync_call_makes_the_cost_incomplete():
+    members = [
+        FakeChatModel(model=f"m{i}", responses=["x"], latency=lat, cost_per_token=0.001)
+        for i, lat in enumerate((0.05, 0.05, 2.0))
+    ]
+    judge = FakeJudge(cost_per_token=0.001)
+    complete = FusionChatModel(pool=members[:2], judge=judge, mode="best_of").invoke(QUESTION)
+    assert fusion_report(complete)["cost_complete"] is True
+    fusion = FusionChatModel(pool=members, judge=judge, mode="best_of", quorum=2, grace=0.05)
+    assert fusion_report(fusion.invoke(QUESTION))["cost_complete"] is False
 
 
 async def test_quorum_and_grace_when_streaming(stream_chunks):
