@@ -3,9 +3,12 @@
 ```
 FusionError
 ├── FusionInputError (also a ValueError)    bad input, raised before any model is called
-└── FusionRunError                           a fusion that ran but could not produce an answer
-    ├── NotEnoughAnswersError                fewer than `min_successful` members answered
-    └── JudgeError                           the judge failed and `on_judge_failure="raise"`
+├── FusionRunError                           a fusion that ran but could not produce an answer
+│   ├── NotEnoughAnswersError                fewer than `min_successful` members answered
+│   └── JudgeError                           the judge failed and `on_judge_failure="raise"`
+└── ProviderError                            a `ChatOpenAICompatible` call failed (status,
+    └── ProviderTimeoutError                 in-response error, network); the timeout one is
+                                             also a TimeoutError
 ```
 
 Configuration errors are pydantic `ValidationError`s raised at construction (or when a
@@ -70,10 +73,47 @@ class JudgeError(FusionRunError):
     """
 
 
+class ProviderError(FusionError):
+    """A call to an OpenAI-compatible provider failed.
+
+    An HTTP error status, an error reported inside a response (also mid-stream, as
+    OpenRouter does), a malformed or truncated response, or a network failure, after the
+    retries that were allowed. The message names the status and the provider's own error
+    text, never the API key.
+
+    Attributes:
+        status_code: The HTTP status (or the error `code` of an in-response error), if any.
+        retry_after: Seconds the provider asked to wait (`Retry-After`), if it did.
+        retries: Retries made before giving up.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        retries: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.retries = retries
+
+
+class ProviderTimeoutError(ProviderError, TimeoutError):
+    """A provider call timed out (connect, read or write), after the retries allowed."""
+
+
+# -- the fusion's deadline --------------------------------------------------------------------
+
+
 __all__ = [
     "FusionError",
     "FusionInputError",
     "FusionRunError",
     "JudgeError",
     "NotEnoughAnswersError",
+    "ProviderError",
+    "ProviderTimeoutError",
 ]

@@ -6,7 +6,7 @@ The adapter translates between LangChain and the runtime; it holds no fusion log
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from uuid import uuid4
 
 from langchain_core.callbacks import (
@@ -22,8 +22,16 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.tools import BaseTool
+from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from langchain_fusion._core.budget import Pricing, estimate_fusion, estimate_tokens
 from langchain_fusion._core.config import (
@@ -33,6 +41,7 @@ from langchain_fusion._core.config import (
     resolve_settings,
 )
 from langchain_fusion._exceptions import FusionInputError
+from langchain_fusion._http import aiter_in_deadline, deadline_scope, iter_in_deadline
 from langchain_fusion._runtime.drivers import AsyncDriver, SyncDriver
 from langchain_fusion._runtime.members import (
     Member,
@@ -45,6 +54,7 @@ from langchain_fusion._runtime.members import (
 )
 from langchain_fusion._runtime.modes import FusionRun
 from langchain_fusion._runtime.steps import Deadline, FusionResult
+from langchain_fusion._slugs import has_slugs, resolve_slugs
 from langchain_fusion._tracing import (
     STREAM_PARENT,
     Parent,
@@ -93,11 +103,26 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
     pool: list[Any] | dict[str, Any] = Field(...)
-    """The members: chat models (optionally bound, retried, with fallbacks or config), as a
-    list (names come from the models, made unique) or a dict `{name: chat model}`."""
+    """The members: chat models (optionally bound, retried, with fallbacks or config) or
+    OpenRouter slugs (`"anthropic/claude-3.7-sonnet"`), as a list (names come from the
+    models, made unique) or a dict `{name: chat model or slug}`."""
 
     judge: Any = Field(...)
-    """The chat model that judges and fuses the members' answers."""
+    """The chat model (or OpenRouter slug) that judges and fuses the members' answers."""
+
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env("OPENROUTER_API_KEY", default=None), repr=False
+    )
+    """OpenRouter API key for the slugs in `pool` and `judge`; default: the
+    `OPENROUTER_API_KEY` environment variable. Never shown in reprs, reports or errors."""
+
+    base_url: str | None = Field(
+        default_factory=from_env("OPENROUTER_API_BASE", default="https://openrouter.ai/api/v1")
+    )
+    """Where slugs are sent: OpenRouter's API root, up to `/api/v1`; default: the
+    `OPENROUTER_API_BASE` environment variable, else `https://openrouter.ai/api/v1`."""
+
+    _slug_cache: tuple[Any, ...] | None = PrivateAttr(default=None)
 
     capabilities: dict[str, dict[str, bool]] = Field(default_factory=dict)
     """Per-member overrides of what a model accepts, by member name (or `"judge"`), e.g.
@@ -111,6 +136,14 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     started; the first copy to answer wins, the other is cancelled, and the report says
     which copy answered."""
 
+    if not TYPE_CHECKING:  # type checkers keep pydantic's typed constructor
+
+        def __init__(self, **data: Any) -> None:
+            # A plain-text key is wrapped before validation: errors show their input.
+            if isinstance(data.get("api_key"), str):
+                data["api_key"] = SecretStr(data["api_key"])
+            super().__init__(**data)
+
     @field_validator("pool", mode="before")
     @classmethod
     def _validate_pool(cls, value: Any) -> Any:
@@ -118,25 +151,48 @@ class FusionChatModel(BaseChatModel, FusionSettings):
             value = dict(value)
         elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
             value = list(value)
-        resolve_pool(value)
+        # Slugs are checked here for their form; their key once every field is known.
+        resolve_pool(resolve_slugs(value, None, None, None, require_key=False)[0])
         return value
 
     @field_validator("judge")
     @classmethod
     def _validate_judge(cls, value: Any) -> Any:
-        resolve_judge(value)
+        resolve_judge(resolve_slugs([], value, None, None, require_key=False)[1])
         return value
 
     @model_validator(mode="after")
     def _validate_settings_against_pool(self) -> FusionChatModel:
+        self._resolved()  # a slug without an API key fails here, naming api_key
         check_against_pool(self, len(self.pool))
         self._participants()  # capabilities must name members and known keys
         return self
 
+    def _resolved(self) -> tuple[Any, Any]:
+        """The pool and judge with OpenRouter slugs replaced by their chat models.
+
+        Resolved once and kept, so that a fusion's slug members are the same objects from
+        call to call (on one shared connection pool); resolved again if a field changed.
+        """
+        if not has_slugs(self.pool, self.judge):
+            return self.pool, self.judge
+        cache = self._slug_cache
+        if (
+            cache is not None
+            and cache[0] is self.pool
+            and cache[1] is self.judge
+            and cache[2] == (self.api_key, self.base_url)
+        ):
+            return cache[3], cache[4]
+        pool, judge = resolve_slugs(self.pool, self.judge, self.api_key, self.base_url)
+        self._slug_cache = (self.pool, self.judge, (self.api_key, self.base_url), pool, judge)
+        return pool, judge
+
     def _participants(self, hedge_after: float | None = None) -> tuple[list[Member], Member]:
         """The resolved pool and judge, with capability overrides and hedges applied."""
+        pool, judge_model = self._resolved()
         members, judge = apply_capabilities(
-            resolve_pool(self.pool), resolve_judge(self.judge), self.capabilities
+            resolve_pool(pool), resolve_judge(judge_model), self.capabilities
         )
         return with_hedges(members, self.hedge, hedge_after or self.hedge_after), judge
 
@@ -154,13 +210,13 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     @property
     def members(self) -> list[Member]:
         """The pool as resolved members, with their unique names, in pool order."""
-        return resolve_pool(self.pool)
+        return resolve_pool(self._resolved()[0])
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "pool": [f"{m.name}={m.model}" for m in self.members],
-            "judge": resolve_judge(self.judge).model,
+            "judge": resolve_judge(self._resolved()[1]).model,
             **self.settings(),
         }
 
@@ -172,7 +228,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         """
         base = super()._get_llm_string(stop=stop, **kwargs)
         keys = [f"{m.name}:{_member_cache_key(m)}" for m in self.members]
-        keys.append(f"judge:{_member_cache_key(resolve_judge(self.judge))}")
+        keys.append(f"judge:{_member_cache_key(resolve_judge(self._resolved()[1]))}")
         return base + "---" + repr(keys)
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -356,12 +412,13 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         **kwargs: Any,
     ) -> ChatResult:
         run = self._prepare(messages, stop, kwargs)
+        deadline = self._deadline(run)
         driver = SyncDriver(
             child_config_factory(self._parent(run_manager, stop, kwargs)),
-            self._deadline(run),
+            deadline,
             run.settings.max_concurrency,
         )
-        with children_context():
+        with children_context(), deadline_scope(deadline.at):
             result = driver.run(run.plan())
         return ChatResult(generations=[ChatGeneration(message=self._final_message(result))])
 
@@ -373,12 +430,13 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         **kwargs: Any,
     ) -> ChatResult:
         run = self._prepare(messages, stop, kwargs)
+        deadline = self._deadline(run)
         driver = AsyncDriver(
             child_config_factory(self._parent(run_manager, stop, kwargs)),
-            self._deadline(run),
+            deadline,
             run.settings.max_concurrency,
         )
-        with children_context():
+        with children_context(), deadline_scope(deadline.at):
             result = await driver.run(run.plan())
         return ChatResult(generations=[ChatGeneration(message=self._final_message(result))])
 
@@ -391,10 +449,9 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     ) -> Iterator[ChatGenerationChunk]:
         run = self._prepare(messages, stop, kwargs)
         parent = self._parent(run_manager, stop, kwargs)
-        driver = SyncDriver(
-            child_config_factory(parent), self._deadline(run), run.settings.max_concurrency
-        )
-        for item in in_children_context(driver.stream(run.plan())):
+        deadline = self._deadline(run)
+        driver = SyncDriver(child_config_factory(parent), deadline, run.settings.max_concurrency)
+        for item in in_children_context(iter_in_deadline(driver.stream(run.plan()), deadline.at)):
             chunk = ChatGenerationChunk(
                 message=self._final_chunk(item) if isinstance(item, FusionResult) else item
             )
@@ -411,10 +468,11 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     ) -> AsyncIterator[ChatGenerationChunk]:
         run = self._prepare(messages, stop, kwargs)
         parent = self._parent(run_manager, stop, kwargs)
-        driver = AsyncDriver(
-            child_config_factory(parent), self._deadline(run), run.settings.max_concurrency
-        )
-        async for item in ain_children_context(driver.stream(run.plan())):
+        deadline = self._deadline(run)
+        driver = AsyncDriver(child_config_factory(parent), deadline, run.settings.max_concurrency)
+        async for item in ain_children_context(
+            aiter_in_deadline(driver.stream(run.plan()), deadline.at)
+        ):
             chunk = ChatGenerationChunk(
                 message=self._final_chunk(item) if isinstance(item, FusionResult) else item
             )

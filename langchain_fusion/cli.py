@@ -1,101 +1,436 @@
-"""The `fusion` command: ask a question to a fusion from the shell.
+"""The `fusion` command (also `python -m langchain_fusion`): fuse answers from the shell.
 
 ```
-fusion ask "Why is the sky blue?" --mode merge
-fusion ask "Why is the sky blue?" --mode debate --json
+fusion ask "What is 17*23?" --mode debate
+fusion ask "Review this plan" --pool anthropic/claude-3.7-sonnet,openai/gpt-4o --json
+fusion sim --scenario my_scenario.yaml --port 8765
 ```
 
-It says which provider answered. Until real providers are wired in, it uses the offline
-demo pool: in-process fake members from `langchain_fusion.testing`, so it runs anywhere.
+`fusion ask` prints where the answers come from on its first line, then the fused answer and
+a compact report: each member's status, latency, tokens and cost, the judge's verdict, and
+the totals (`--json`: the whole report). With `OPENROUTER_API_KEY` set, the pool and judge
+are OpenRouter slugs; without it, the command starts the local simulator with its bundled
+demo scenario and uses the simulated models, so it works offline on a fresh machine. On a
+terminal, each member's progress is shown live on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
+import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
 
-from langchain_fusion._core.config import MODES
-from langchain_fusion.chat_models import FusionChatModel
-from langchain_fusion.testing import FakeChatModel, FakeJudge
+if TYPE_CHECKING:
+    from langchain_fusion.chat_models import FusionChatModel
+    from langchain_fusion.sim import Scenario
 
-DEMO_PROVIDER = "offline demo pool (in-process fake members, no network)"
+#: Mode names accepted by `--mode` (kept in step with `langchain_fusion._core.config.MODES`).
+MODES = ("best_of", "merge", "debate", "vote")
+#: The pool and judge used with `OPENROUTER_API_KEY` when `--pool`/`--judge` are not given.
+OPENROUTER_POOL = ("anthropic/claude-3.7-sonnet", "google/gemini-2.0-flash-001", "openai/gpt-4o")
+OPENROUTER_JUDGE = "openai/gpt-4o"
+#: The key the fusion sends to the local simulator (which checks none).
+SIMULATOR_KEY = "sk-local-simulator"
 
 
-def demo_fusion(mode: str) -> FusionChatModel:
-    """A fusion over three fake members with distinct answers and a fake judge."""
-    pool = {
-        "careful": FakeChatModel(
-            model="demo-careful",
-            responses=["Sunlight scatters off air molecules. Blue light scatters most."],
-            latency=0.3,
-        ),
-        "physicist": FakeChatModel(
-            model="demo-physicist",
-            responses=[
-                "Sunlight scatters off air molecules. Rayleigh scattering grows as "
-                "the inverse fourth power of wavelength."
-            ],
-            latency=0.5,
-        ),
-        "poet": FakeChatModel(
-            model="demo-poet",
-            responses=[
-                "Blue light scatters most. Our eyes are more sensitive to blue than to violet."
-            ],
-            latency=0.2,
-        ),
-    }
-    return FusionChatModel(pool=pool, judge=FakeJudge(model="demo-judge", latency=0.1), mode=mode)
+@dataclass
+class Provider:
+    """Where the command's slugs are sent.
+
+    Attributes:
+        description: The first line of output.
+        base_url: The OpenAI-compatible API root for the slugs.
+        api_key: The key (a placeholder for the simulator).
+        pool: The default pool.
+        judge: The default judge.
+        served: The models the provider serves, when it is the simulator.
+        simulator: The simulator's URL, when it is the simulator.
+    """
+
+    description: str
+    base_url: str
+    api_key: str
+    pool: tuple[str, ...]
+    judge: str
+    served: tuple[str, ...] | None = None
+    simulator: str | None = None
+
+
+def scenario_roles(scenario: Scenario) -> tuple[tuple[str, ...], str]:
+    """The default pool and judge of a scenario: its judge is the model named like one."""
+    names = [m.name for m in scenario.models]
+    judges = [n for n in names if "judge" in n.rsplit("/", 1)[-1].lower()]
+    judge = judges[0] if judges else names[-1]
+    pool = tuple(n for n in names if n != judge) or (judge,)
+    return pool, judge
+
+
+@contextlib.contextmanager
+def provider_for(scenario_file: str | None, env: dict[str, str]) -> Iterator[Provider]:
+    """OpenRouter when `OPENROUTER_API_KEY` is set, else the simulator started for the block."""
+    from langchain_fusion.providers import (
+        OPENROUTER_API_KEY_ENV,
+        openrouter_base_url,
+    )
+
+    key = env.get(OPENROUTER_API_KEY_ENV)
+    if key and scenario_file is None:
+        base_url = env.get("OPENROUTER_API_BASE") or openrouter_base_url()
+        yield Provider(
+            description=f"provider: OpenRouter ({base_url}), key from {OPENROUTER_API_KEY_ENV}",
+            base_url=base_url,
+            api_key=key,
+            pool=OPENROUTER_POOL,
+            judge=OPENROUTER_JUDGE,
+        )
+        return
+    from langchain_fusion.sim import load_scenario, run_simulator
+
+    scenario = load_scenario(scenario_file)
+    pool, judge = scenario_roles(scenario)
+    why = "--scenario given" if scenario_file else f"no {OPENROUTER_API_KEY_ENV} set"
+    with run_simulator(scenario) as sim:
+        yield Provider(
+            description=(
+                f"provider: local simulator at {sim.base_url} ({why}; scenario "
+                f"{scenario.name!r}, simulated models, no network)"
+            ),
+            base_url=sim.openrouter_base_url,
+            api_key=SIMULATOR_KEY,
+            pool=pool,
+            judge=judge,
+            served=tuple(m.name for m in scenario.models),
+            simulator=sim.base_url,
+        )
+
+
+# -- live progress ----------------------------------------------------------------------------
+
+
+def progress_tracer(stream: TextIO) -> Any:
+    """A tracer that redraws one status line on `stream` as member and judge calls go."""
+    from langchain_core.tracers.base import BaseTracer
+    from langchain_core.tracers.schemas import Run
+
+    class Progress(BaseTracer):
+        """Shows `name: state` for each member and the judge; runs inline (it only prints)."""
+
+        run_inline = True
+
+        def __init__(self) -> None:
+            super().__init__(_schema_format="original+chat")  # chat model runs, as such
+            self.started = time.monotonic()
+            self.states: dict[str, str] = {}
+            self.calls: dict[str, int] = {}
+
+        def _persist_run(self, run: Run) -> None:
+            pass
+
+        def _who(self, run: Run) -> str | None:
+            for tag in run.tags or []:
+                if tag.startswith("fusion:member:"):
+                    return tag.removeprefix("fusion:member:")
+                if tag.startswith("fusion:judge:"):
+                    return "judge"
+            return None
+
+        def _set(self, run: Run, state: str) -> None:
+            who = self._who(run)
+            if who is None:
+                return
+            if state == "...":
+                self.calls[who] = self.calls.get(who, 0) + 1
+            self.states[who] = state
+            self.draw()
+
+        def draw(self) -> None:
+            parts = []
+            for who, state in self.states.items():
+                calls = self.calls.get(who, 1)
+                parts.append(f"{who} {state}" + (f" x{calls}" if calls > 1 else ""))
+            line = f"[{time.monotonic() - self.started:5.1f}s] " + " | ".join(parts)
+            stream.write("\r\x1b[K" + line)
+            stream.flush()
+
+        def clear(self) -> None:
+            stream.write("\r\x1b[K")
+            stream.flush()
+
+        def _on_chat_model_start(self, run: Run) -> None:
+            self._set(run, "...")
+
+        def _on_llm_start(self, run: Run) -> None:
+            self._set(run, "...")
+
+        def _on_llm_end(self, run: Run) -> None:
+            self._set(run, "ok")
+
+        def _on_llm_error(self, run: Run) -> None:
+            error = (run.error or "").strip()
+            self._set(run, "cancelled" if "CancelledError" in error else "error")
+
+    return Progress()
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+def _status(entry: dict[str, Any]) -> str:
+    calls = entry.get("calls", 1)
+    return str(entry.get("status", "-")) + (f" x{calls}" if calls > 1 else "")
+
+
+def _cost(value: Any) -> str:
+    return "-" if value is None else f"${value:.6f}"
+
+
+def _tokens(usage: dict[str, Any] | None) -> str:
+    return str((usage or {}).get("total_tokens", 0))
+
+
+def verdict_line(report: dict[str, Any]) -> str:
+    """What the judge decided, in one line."""
+    mode = report.get("mode")
+    if report.get("judge_fallback"):
+        return f"verdict: the judge failed; fell back to {report.get('winner') or 'a member'}"
+    if mode in ("best_of", "vote"):
+        line = f"verdict: winner {report.get('winner')}"
+        if report.get("rationale"):
+            line += f" ({report['rationale']})"
+        if mode == "vote" and report.get("votes"):
+            groups = ", ".join(f"{'+'.join(v['members'])}: {v['count']}" for v in report["votes"])
+            line += f"; votes {groups}"
+        return line
+    if mode == "merge":
+        comparison = report.get("comparison") or {}
+        counts = ", ".join(
+            f"{len(comparison.get(k) or [])} {k.replace('_', ' ')}"
+            for k in ("consensus", "contradictions", "unique_insights", "gaps")
+        )
+        return f"verdict: merged by the judge ({counts})"
+    if mode == "debate":
+        agreed = " (members agreed)" if report.get("agreed") else ""
+        return f"verdict: written by the judge after {report.get('rounds')} debate rounds{agreed}"
+    return f"verdict: {mode}"
+
+
+def format_report(report: dict[str, Any], usage: dict[str, Any] | None) -> str:
+    """The compact report: a row per member and the judge, the verdict, the totals."""
+    rows = [("member", "status", "latency", "tokens", "cost")]
+    for c in report.get("candidates", []):
+        rows.append(
+            (
+                c["name"],
+                _status(c),
+                f"{c.get('latency_s') or 0:.2f}s",
+                _tokens(c.get("usage")),
+                _cost(c.get("cost_usd")),
+            )
+        )
+    judge = report.get("judge") or {}
+    if judge:
+        rows.append(
+            (
+                f"judge {judge.get('model', '')}".strip(),
+                _status(judge),
+                f"{judge.get('latency_s') or 0:.2f}s",
+                _tokens(judge.get("usage")),
+                _cost(judge.get("cost_usd")),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = [
+        f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  "
+        f"{r[3]:>{widths[3]}}  {r[4]:>{widths[4]}}"
+        for r in rows
+    ]
+    errors = [
+        f"  {c['name']}: {c['error']}"
+        for c in report.get("candidates", [])
+        if c.get("error") and c.get("status") != "ok"
+    ]
+    if judge.get("error"):
+        errors.append(f"  judge: {judge['error']}")
+    usage = usage or report.get("usage") or {}
+    total = report.get("timings", {}).get("total_s", 0.0)
+    cost = report.get("cost_usd")
+    lines.append(verdict_line(report))
+    if errors:
+        lines.append("errors:")
+        lines.extend(errors)
+    lines.append(
+        f"total: {total:.2f}s, {usage.get('total_tokens', 0)} tokens "
+        f"({usage.get('input_tokens', 0)} in, {usage.get('output_tokens', 0)} out), "
+        f"cost {_cost(cost)}{'' if report.get('cost_complete', True) else ' (incomplete)'}"
+    )
+    return "\n".join(lines)
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _slugs(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    slugs = [s.strip() for s in value.split(",") if s.strip()]
+    if not slugs:
+        raise ValueError("--pool is empty: give comma-separated slugs, e.g. openai/gpt-4o,...")
+    return slugs
+
+
+def build_fusion(provider: Provider, mode: str, pool: list[str], judge: str) -> FusionChatModel:
+    """The fusion the command runs: the slugs on the provider."""
+    from langchain_fusion.chat_models import FusionChatModel
+
+    return FusionChatModel(
+        pool=pool,
+        judge=judge,
+        mode=mode,
+        api_key=provider.api_key,
+        base_url=provider.base_url,
+    )
+
+
+async def _run(fusion: FusionChatModel, prompt: str, live: bool) -> Any:
+    callbacks = []
+    tracer = progress_tracer(sys.stderr) if live else None
+    if tracer is not None:
+        callbacks.append(tracer)
+    try:
+        return await fusion.ainvoke(prompt, config={"callbacks": callbacks})
+    finally:
+        if tracer is not None:
+            tracer.clear()
 
 
 def _ask(args: argparse.Namespace) -> int:
-    fusion = demo_fusion(args.mode)
-    print(f"provider: {DEMO_PROVIDER}", file=sys.stderr)
-    message = fusion.invoke(args.prompt)
+    from langchain_fusion._exceptions import FusionError, FusionRunError
+
+    try:
+        pool_arg, judge_arg = _slugs(args.pool), args.judge
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = sys.stdout
+    with provider_for(args.scenario, dict(os.environ)) as provider:
+        print(provider.description, file=sys.stderr if args.json else out, flush=True)
+        pool = pool_arg or list(provider.pool)
+        judge = judge_arg or provider.judge
+        if provider.served is not None:
+            unknown = [s for s in [*pool, judge] if s not in provider.served]
+            if unknown:
+                print(
+                    f"error: the simulator does not serve {', '.join(unknown)}; it serves "
+                    f"{', '.join(provider.served)}. Set OPENROUTER_API_KEY to use OpenRouter.",
+                    file=sys.stderr,
+                )
+                return 2
+        try:
+            fusion = build_fusion(provider, args.mode, pool, judge)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        live = not args.json and not args.quiet and sys.stderr.isatty()
+        try:
+            message = asyncio.run(_run(fusion, args.prompt, live))
+        except FusionError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            if isinstance(exc, FusionRunError) and exc.report:
+                print(format_report(exc.report, None), file=sys.stderr)
+            return 1
     report = message.response_metadata["fusion"]
     if args.json:
-        print(
-            json.dumps(
-                {"answer": message.text, "usage": message.usage_metadata, "fusion": report},
-                indent=2,
-            )
-        )
+        document = {
+            "provider": {
+                "description": provider.description,
+                "base_url": provider.base_url,
+                "simulated": provider.simulator is not None,
+            },
+            "prompt": args.prompt,
+            "answer": message.text,
+            "usage": message.usage_metadata,
+            "fusion": report,
+        }
+        print(json.dumps(document, indent=2, default=str), file=out)
         return 0
-    print(message.text)
-    print(file=sys.stderr)
-    for candidate in report["candidates"]:
-        print(
-            f"  {candidate['name']:<10} {candidate['status']:<9} "
-            f"{candidate['latency_s']:.2f}s  {candidate['usage']['total_tokens']} tokens",
-            file=sys.stderr,
-        )
-    total_tokens = message.usage_metadata["total_tokens"] if message.usage_metadata else 0
-    print(
-        f"  mode {report['mode']}, winner {report['winner']}, rounds {report['rounds']}, "
-        f"total {report['timings']['total_s']:.2f}s, {total_tokens} tokens",
-        file=sys.stderr,
-    )
+    print(file=out)
+    print(message.text, file=out)
+    print(file=out)
+    print(format_report(report, dict(message.usage_metadata or {})), file=out)
     return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from langchain_fusion.sim import main as sim_main
+
+    return sim_main(list(args.sim_args))
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(prog="fusion", description="Fuse the answers of many LLMs.")
+    parser = argparse.ArgumentParser(
+        prog="fusion",
+        description="Fuse the answers of many LLMs: a pool answers, a judge fuses.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    ask = commands.add_parser("ask", help="ask one question and print the fused answer")
+    ask = commands.add_parser(
+        "ask",
+        help="ask one question and print the fused answer and a report",
+        description=(
+            "Ask a pool of models one question and print the fused answer and a report. "
+            "With OPENROUTER_API_KEY set the slugs go to OpenRouter (OPENROUTER_API_BASE "
+            "overrides the URL); without it, the bundled simulator answers offline."
+        ),
+    )
     ask.add_argument("prompt")
     ask.add_argument(
-        "--mode", choices=[m.replace("_", "-") for m in MODES] + list(MODES), default="merge"
+        "--mode",
+        choices=[*MODES, *(m.replace("_", "-") for m in MODES if "_" in m)],
+        default="merge",
+        help="fusion mode (default: merge)",
     )
-    ask.add_argument("--json", action="store_true", help="print answer and report as JSON")
+    ask.add_argument(
+        "--pool", metavar="SLUG,SLUG", help="comma-separated model slugs (default: by provider)"
+    )
+    ask.add_argument("--judge", metavar="SLUG", help="the judge's slug (default: by provider)")
+    ask.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="use the simulator with this scenario (YAML/JSON) even if a key is set",
+    )
+    ask.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    ask.add_argument("--quiet", action="store_true", help="no live progress on the terminal")
     ask.set_defaults(handler=_ask)
+    sim = commands.add_parser(
+        "sim",
+        help="run the provider simulator (see `fusion sim --help`)",
+        add_help=False,
+        description="Run the OpenAI/OpenRouter-compatible simulator on 127.0.0.1.",
+    )
+    sim.add_argument("sim_args", nargs=argparse.REMAINDER)
+    sim.set_defaults(handler=_sim)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `fusion` command."""
+    """Entry point of the `fusion` command.
+
+    Args:
+        argv: Arguments without the program name; `sys.argv[1:]` by default.
+
+    Returns:
+        The exit status: 0 on success, 1 when the fusion failed, 2 on a usage error.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sim"]:  # every argument, `--help` included, goes to the simulator
+        return _sim(argparse.Namespace(sim_args=argv[1:]))
     args = build_parser().parse_args(argv)
     return int(args.handler(args))
 

@@ -258,14 +258,15 @@ async def test_one_model_can_be_member_and_judge(answer_invoke):
 @pytest.mark.parametrize(
     ("bad", "what"),
     [
-        ("openai/gpt-4o", "string"),
+        ("gpt-4o", "string"),  # not a "vendor/model" slug
         (RunnableLambda(lambda x: x), "RunnableLambda"),
         (42, "int"),
         (None, "NoneType"),
         (FakeChatModel, "type"),
     ],
 )
-def test_pool_entries_that_are_not_chat_models_are_refused(bad, what):
+def test_pool_entries_that_are_not_chat_models_are_refused(bad, what, monkeypatch):
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")  # a key must not make "gpt-4o" valid
     good = FakeChatModel(model="good")
     with pytest.raises(ValidationError) as caught:
         FusionChatModel(pool=[good, good, bad], judge=FakeJudge())
@@ -295,8 +296,9 @@ def test_reserved_or_empty_member_names_are_refused(name):
         FusionChatModel(pool={name: FakeChatModel()}, judge=FakeJudge())
 
 
-@pytest.mark.parametrize("judge", ["openai/gpt-4o", RunnableLambda(lambda x: x), 7, None])
-def test_a_judge_that_is_not_a_chat_model_is_refused(judge):
+@pytest.mark.parametrize("judge", ["gpt-4o", RunnableLambda(lambda x: x), 7, None])
+def test_a_judge_that_is_not_a_chat_model_is_refused(judge, monkeypatch):
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
     with pytest.raises(ValidationError) as caught:
         FusionChatModel(pool=[FakeChatModel()], judge=judge)
     assert "judge" in str(caught.value)

@@ -1,0 +1,306 @@
+"""HTTP for provider members: shared connection pools, bounded retries, the fusion's deadline.
+
+- One connection pool per process for sync calls, and one per event loop for async calls
+  (an async connection belongs to the loop that opened it), shared by every
+  `ChatOpenAICompatible` that was not given its own httpx clients.
+- Retries are bounded: at most `max_retries`, on connection failures and on 408, 409, 429
+  and 5xx; a `Retry-After` (or `retry-after-ms`) is honoured only when it is no longer than
+  `max_retry_delay` and the retry would start before the fusion's deadline, otherwise the
+  error is raised at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import email.utils
+import math
+import random
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from langchain_fusion._exceptions import ProviderError, ProviderTimeoutError
+
+T = TypeVar("T")
+
+#: Connection limits of the shared pools (the openai SDK's defaults).
+LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+#: Statuses worth a retry: request timeout, conflict, rate limit, server errors.
+_RETRY_STATUSES = frozenset({408, 409, 429})
+_BACKOFF_BASE_S = 0.5
+
+
+#: `time.monotonic()` instant of the running fusion's deadline, or None. Set by the fusion
+#: around a call; asyncio tasks and the sync driver's threads inherit it.
+FUSION_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "llm_fusion_deadline", default=None
+)
+
+
+@contextmanager
+def deadline_scope(at: float | None) -> Iterator[None]:
+    """Make `at` (monotonic seconds) the deadline that retries must fit in, for a block."""
+    token = FUSION_DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        FUSION_DEADLINE.reset(token)
+
+
+def iter_in_deadline(iterator: Iterator[T], at: float | None) -> Iterator[T]:
+    """Iterate `iterator`, each step in `deadline_scope(at)` (never across a `yield`)."""
+    try:
+        while True:
+            with deadline_scope(at):
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+            yield item
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
+async def aiter_in_deadline(iterator: AsyncIterator[T], at: float | None) -> AsyncIterator[T]:
+    """Iterate `iterator`, each step in `deadline_scope(at)` (never across a `yield`)."""
+    try:
+        while True:
+            with deadline_scope(at):
+                try:
+                    item = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+            yield item
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+# -- retries ----------------------------------------------------------------------------------
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            seconds = float(value) / 1000
+            if math.isfinite(seconds):
+                return max(0.0, seconds)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long a member may retry a call.
+
+    Attributes:
+        max_retries: Retries after the first attempt.
+        max_delay: Longest wait before one retry, in seconds.
+    """
+
+    max_retries: int
+    max_delay: float
+
+    def delay(self, attempt: int, headers: Mapping[str, str] | None) -> tuple[float | None, str]:
+        """The wait before retry number `attempt + 1`, or None and why not to retry.
+
+        Args:
+            attempt: Retries made so far.
+            headers: The failed response's headers (None for a connection failure).
+        """
+        if attempt >= self.max_retries:
+            return None, f"gave up after {attempt} retries" if attempt else "no retries allowed"
+        asked = parse_retry_after(headers)
+        if asked is not None and asked > self.max_delay:
+            return None, f"Retry-After {asked:g}s exceeds max_retry_delay {self.max_delay:g}s"
+        if asked is None:
+            asked = min(_BACKOFF_BASE_S * 2**attempt * (1 - 0.25 * random.random()), self.max_delay)
+        deadline = FUSION_DEADLINE.get()
+        if deadline is not None and time.monotonic() + asked >= deadline:
+            return None, f"a retry in {asked:g}s would start after the fusion's deadline"
+        return asked, ""
+
+
+def should_retry(response: httpx.Response) -> bool:
+    """Whether a failed response's status is worth a retry (the server may say otherwise)."""
+    told = str(response.headers.get("x-should-retry", ""))
+    if told in ("true", "false"):
+        return told == "true"
+    status: int = response.status_code
+    return status in _RETRY_STATUSES or status >= 500
+
+
+def error_text(body: Any) -> str:
+    """The message of an OpenAI/OpenRouter error body (or of any text), on one line."""
+    inner = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(inner, dict):
+        inner = inner.get("message") or ""
+    text = " ".join(str(inner).split()) if inner else ""
+    return text[:300] or "no error message"
+
+
+def error_code(body: Any) -> int | None:
+    """The numeric `code` of an OpenAI/OpenRouter error object, if it has one."""
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    code = inner.get("code") if isinstance(inner, dict) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+def status_error(response: httpx.Response, attempt: int, why: str) -> ProviderError:
+    """The `ProviderError` of a failed response whose body has been read."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    note = f" ({why})" if why else ""
+    return ProviderError(
+        f"HTTP {response.status_code} from {response.request.url.host}: {error_text(body)}{note}",
+        status_code=response.status_code,
+        retry_after=parse_retry_after(response.headers),
+        retries=attempt,
+    )
+
+
+def transport_error(exc: httpx.TransportError, attempt: int, why: str) -> ProviderError:
+    """The `ProviderError` of a request that got no response."""
+    kind = ProviderTimeoutError if isinstance(exc, httpx.TimeoutException) else ProviderError
+    host = exc.request.url.host if _has_request(exc) else "the provider"
+    detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+    note = f" ({why})" if why else ""
+    return kind(f"{type(exc).__name__} calling {host}: {detail}{note}", retries=attempt)
+
+
+def _has_request(exc: httpx.TransportError) -> bool:
+    try:
+        exc.request  # noqa: B018 - raises RuntimeError when unset
+    except RuntimeError:
+        return False
+    return True
+
+
+def send(
+    client: httpx.Client, request: httpx.Request, policy: RetryPolicy, *, stream: bool
+) -> httpx.Response:
+    """Send `request` with bounded retries; returns a successful response (open if `stream`).
+
+    Raises:
+        ProviderError: for an error status or a network failure after the retries allowed.
+    """
+    attempt = 0
+    while True:
+        try:
+            response = client.send(request, stream=stream)
+        except httpx.TransportError as exc:
+            wait, why = policy.delay(attempt, None)
+            if wait is None:
+                raise transport_error(exc, attempt, why) from exc
+        else:
+            if response.status_code < 400:
+                return response
+            response.read()
+            response.close()
+            wait, why = (
+                policy.delay(attempt, response.headers) if should_retry(response) else (None, "")
+            )
+            if wait is None:
+                raise status_error(response, attempt, why)
+        time.sleep(wait)
+        attempt += 1
+
+
+async def asend(
+    client: httpx.AsyncClient, request: httpx.Request, policy: RetryPolicy, *, stream: bool
+) -> httpx.Response:
+    """`send` for an async client: the waits are cancellable, as the fusion's deadline needs.
+
+    Raises:
+        ProviderError: for an error status or a network failure after the retries allowed.
+    """
+    attempt = 0
+    while True:
+        try:
+            response = await client.send(request, stream=stream)
+        except httpx.TransportError as exc:
+            wait, why = policy.delay(attempt, None)
+            if wait is None:
+                raise transport_error(exc, attempt, why) from exc
+        else:
+            if response.status_code < 400:
+                return response
+            await response.aread()
+            await response.aclose()
+            wait, why = (
+                policy.delay(attempt, response.headers) if should_retry(response) else (None, "")
+            )
+            if wait is None:
+                raise status_error(response, attempt, why)
+        await asyncio.sleep(wait)
+        attempt += 1
+
+
+# -- shared connection pools -----------------------------------------------------------------
+
+
+class SharedClients:
+    """One httpx connection pool for sync calls, and one per event loop for async calls.
+
+    An async connection belongs to the event loop that opened it, so each loop gets its own
+    `httpx.AsyncClient`; it is dropped with its loop.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sync: httpx.Client | None = None
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def sync_client(self) -> httpx.Client:
+        """The process's shared sync client."""
+        client = self._sync
+        if client is None:
+            with self._lock:
+                if self._sync is None:
+                    self._sync = httpx.Client(limits=LIMITS)
+                client = self._sync
+        return client
+
+    def async_client(self) -> httpx.AsyncClient:
+        """The running event loop's shared async client."""
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            client = self._async[loop] = httpx.AsyncClient(limits=LIMITS)
+        return client
+
+
+#: The pools every `ChatOpenAICompatible` without its own httpx clients uses.
+SHARED_CLIENTS = SharedClients()
