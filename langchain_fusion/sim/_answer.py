@@ -142,10 +142,25 @@ def _text(
     if request.last_role == "user":
         candidates = extract_candidates(prompt)
         if candidates and "## Task" in prompt:
+            rule = _synthesis_script(model, prompt)
+            if rule is not None:
+                return _fill(rule.answer, model, prompt), rule
             return judge_reply(scenario, model, prompt, candidates), None
         if candidates:
             return _revision(scenario, model, request, candidates), None
     return _first_answer(scenario, model, request)
+
+
+def _synthesis_script(model: SimModel, prompt: str) -> ScriptedAnswer | None:
+    """A judge's scripted answer to a synthesis task (merge, debate), if one matches.
+
+    Matched on the judged conversation (the prompt before its candidates); verdicts and
+    comparisons are never scripted.
+    """
+    task = prompt[prompt.rfind("## Task") :]
+    if '"winner"' in task or '"consensus"' in task:
+        return None
+    return _scripted(model, prompt.split("## Candidates", 1)[0])
 
 
 def _forced_tool(request: ChatRequest) -> str | None:

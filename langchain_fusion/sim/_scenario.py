@@ -195,7 +195,8 @@ class SimModel(BaseModel):
     """How bank answers are phrased; `{answer}` is replaced by the (right or wrong) answer."""
 
     answers: list[ScriptedAnswer] = Field(default_factory=list)
-    """Scripted answers, the first match wins; checked before the bank."""
+    """Scripted answers, the first match wins; checked before the bank. A judge's scripted
+    answers are used for synthesis tasks only, matched on the judged conversation."""
 
     default_answer: str = "{model} has no scripted answer to: {prompt}"
     """The reply when nothing matches; `{model}` and `{prompt}` are replaced."""
