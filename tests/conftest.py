@@ -6,10 +6,15 @@ import asyncio
 import functools
 import operator
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+
+#: A small PNG shipped with the examples, served instead of the standard suites' download.
+LOCAL_PNG = Path(__file__).resolve().parents[1] / "examples" / "sun.png"
 
 Answer = Callable[..., Awaitable[AIMessage | AIMessageChunk]]
 
@@ -93,3 +98,20 @@ def stream_chunks(request: pytest.FixtureRequest) -> Callable[..., Awaitable[Any
         return chunks, error
 
     return collect
+
+
+@pytest.fixture
+def offline_image(monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """Serve `examples/sun.png` to `httpx.get`.
+
+    LangChain's standard image tests fetch a PNG from GitHub before calling the model; this
+    suite is offline (pytest-socket), so the fetch gets a local image and every model call
+    of the test runs unchanged.
+    """
+    data = LOCAL_PNG.read_bytes()
+
+    def get(url: str, **_: Any) -> httpx.Response:
+        return httpx.Response(200, content=data, request=httpx.Request("GET", url))
+
+    monkeypatch.setattr(httpx, "get", get)
+    return data

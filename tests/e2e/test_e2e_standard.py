@@ -10,8 +10,9 @@ bound with the caller's tools writes the fused tool call from the candidates' pr
 Feature flags are what the fusion and the simulator really do: tool calling, tool choice
 and structured output (through tools) yes; JSON mode no (the fusion has no
 `with_structured_output` of its own, so only tool-based structured output exists); images
-no (the suite's image tests download their image from the internet, and this directory is
-loopback only); no single `model` to override.
+yes (the suite's image tests download their image from the internet: the `offline_image`
+fixture serves `examples/sun.png` instead, and the members receive it over HTTP); no single
+`model` to override.
 
 The best_of suite (a member's message returned as written) and the merge suite (a message
 the judge writes, tool calls included) always run. The debate and vote suites add about 80
@@ -111,7 +112,23 @@ class _FusionOnSimulator(ChatModelIntegrationTests):
 
     @property
     def supports_image_inputs(self) -> bool:
-        return False
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        return True
+
+    def test_image_inputs(self, model: BaseChatModel, offline_image: bytes) -> None:
+        # The standard test, with its download of the image served locally; the simulated
+        # members receive the image over HTTP.
+        super().test_image_inputs(model)
+
+    def test_image_tool_message(self, model: BaseChatModel, offline_image: bytes) -> None:
+        super().test_image_tool_message(model)
 
 
 class TestBestOfOnSimulator(_FusionOnSimulator):

@@ -1,8 +1,8 @@
 """LangChain's standard chat-model tests for `FusionChatModel`, one pair per mode.
 
 The pool is in-process fakes (`FakeChatModel`) judged by a `FakeJudge`, so the suite runs
-without network. Tool calling and structured output are not implemented by the fusion yet
-(no `bind_tools`), so the suite skips those tests by its own logic.
+without network. Tool calling, tool choice, structured output and image inputs are on; the
+image tests' download is served from `examples/sun.png` (the `offline_image` fixture).
 """
 
 from __future__ import annotations
@@ -73,7 +73,24 @@ class _FusionUnitTests(_FusionStandardParams, ChatModelUnitTests):
 
 
 class _FusionIntegrationTests(_FusionStandardParams, ChatModelIntegrationTests):
-    pass
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        return True
+
+    def test_image_inputs(self, model: BaseChatModel, offline_image: bytes) -> None:
+        # The standard test, with its download of the image served locally.
+        super().test_image_inputs(model)
+
+    def test_image_tool_message(self, model: BaseChatModel, offline_image: bytes) -> None:
+        super().test_image_tool_message(model)
 
 
 class TestBestOfUnit(_FusionUnitTests):
