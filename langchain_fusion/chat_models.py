@@ -35,12 +35,10 @@ from pydantic import (
 
 from langchain_fusion._core.budget import Pricing, estimate_fusion, estimate_tokens
 from langchain_fusion._core.config import (
-    SETTING_NAMES,
     FusionSettings,
     check_against_pool,
     resolve_settings,
 )
-from langchain_fusion._exceptions import FusionInputError
 from langchain_fusion._http import aiter_in_deadline, deadline_scope, iter_in_deadline
 from langchain_fusion._runtime.drivers import AsyncDriver, SyncDriver
 from langchain_fusion._runtime.members import (
@@ -52,7 +50,7 @@ from langchain_fusion._runtime.members import (
     unwrap_chat_model,
     with_hedges,
 )
-from langchain_fusion._runtime.modes import FusionRun
+from langchain_fusion._runtime.modes import FusionRun, prepare_run
 from langchain_fusion._runtime.steps import Deadline, FusionResult
 from langchain_fusion._slugs import has_slugs, resolve_slugs
 from langchain_fusion._tracing import (
@@ -247,30 +245,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> FusionRun:
         """Validate the input and per-call settings, before any model is called."""
-        if not messages:
-            raise FusionInputError(
-                "no messages to fuse: pass a prompt string or a non-empty list of messages"
-            )
-        tools = kwargs.pop("tools", None)
-        tool_choice = kwargs.pop("tool_choice", None)
-        unknown = sorted(k for k in kwargs if k not in SETTING_NAMES)
-        if unknown:
-            raise FusionInputError(
-                f"unknown per-call argument(s) {', '.join(unknown)}: a fusion accepts "
-                f"{', '.join(SETTING_NAMES)}, tools and tool_choice; set member options on "
-                "the members themselves"
-            )
-        settings = resolve_settings(self, kwargs, len(self.pool))
-        members, judge = self._participants(settings.hedge_after)
-        return FusionRun(
-            members,
-            judge,
-            settings,
-            messages,
-            stop,
-            tools=tools,
-            tool_choice=tool_choice,
-        )
+        return prepare_run(self, messages, kwargs, self._participants, len(self.pool), stop)
 
     def estimate_cost(self, messages: LanguageModelInput, **overrides: Any) -> dict[str, Any]:
         """The worst-case cost of fusing `messages`, phase by phase, before running it.

@@ -34,12 +34,9 @@ from llama_index_instrumentation.dispatcher import active_instrument_tags
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from langchain_fusion._core.config import (
-    SETTING_NAMES,
     FusionSettings,
     check_against_pool,
-    resolve_settings,
 )
-from langchain_fusion._exceptions import FusionInputError
 from langchain_fusion._runtime.drivers import AsyncDriver, SyncDriver
 from langchain_fusion._runtime.members import (
     Member,
@@ -48,7 +45,7 @@ from langchain_fusion._runtime.members import (
     resolve_pool,
     with_hedges,
 )
-from langchain_fusion._runtime.modes import FusionRun
+from langchain_fusion._runtime.modes import FusionRun, prepare_run
 from langchain_fusion._runtime.steps import Deadline, FusionResult
 from llamaindex_fusion._member import FUSION_HANDLERS, as_chat_model
 from llamaindex_fusion._messages import (
@@ -215,29 +212,7 @@ class FusionLLM(FunctionCallingLLM, FusionSettings):
     def _prepare(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> FusionRun:
         """Validate the input and per-call settings, before any model is called."""
         conversation = to_langchain_messages(messages)
-        if not conversation:
-            raise FusionInputError("no messages to fuse: pass a non-empty list of messages")
-        kwargs = dict(kwargs)
-        tools = kwargs.pop("tools", None)
-        tool_choice = kwargs.pop("tool_choice", None)
-        unknown = sorted(k for k in kwargs if k not in SETTING_NAMES)
-        if unknown:
-            raise FusionInputError(
-                f"unknown per-call argument(s) {', '.join(unknown)}: a fusion accepts "
-                f"{', '.join(SETTING_NAMES)}, tools and tool_choice; set member options on "
-                "the members themselves"
-            )
-        settings = resolve_settings(self, kwargs, len(self.members))
-        members, judge = self._participants(settings.hedge_after)
-        return FusionRun(
-            members,
-            judge,
-            settings,
-            conversation,
-            None,
-            tools=tools,
-            tool_choice=tool_choice,
-        )
+        return prepare_run(self, conversation, kwargs, self._participants, len(self.members))
 
     def _scope(self, span_id: str | None) -> Scope:
         """Context for the fusion's calls: its span, and its callback handlers to avoid."""

@@ -19,7 +19,7 @@ from langchain_fusion._core import prompts
 from langchain_fusion._core.agreement import answers_agree, normalise_answer
 from langchain_fusion._core.budget import Pricing, estimate_tokens, phase_cost
 from langchain_fusion._core.capabilities import image_blocks
-from langchain_fusion._core.config import FusionSettings
+from langchain_fusion._core.config import SETTING_NAMES, FusionSettings, resolve_settings
 from langchain_fusion._core.fencing import Candidate, anonymise, message_text, new_nonce
 from langchain_fusion._core.graph import DebateGraph
 from langchain_fusion._core.outcome import Outcome
@@ -43,6 +43,51 @@ Steps = Generator[Call | FanOut, Any, Any]
 SINGLE_ANSWER = "only one member answered"
 MEMBERS_AGREE = "the members agree"
 OVER_BUDGET = "the judge would exceed max_cost_usd"
+
+
+def prepare_run(
+    base: FusionSettings,
+    conversation: Sequence[BaseMessage],
+    kwargs: dict[str, Any],
+    participants: Callable[[float], tuple[list[Member], Member]],
+    pool_size: int,
+    stop: list[str] | None = None,
+) -> FusionRun:
+    """Validate the input and the per-call arguments, then set up the run.
+
+    Both adapters call this before any model is called.
+
+    Args:
+        base: The fusion's own settings.
+        conversation: The input, as LangChain messages.
+        kwargs: Per-call arguments: setting overrides, `tools`, `tool_choice`.
+        participants: Resolves `(members, judge)` for a `hedge_after` value.
+        pool_size: Size of the pool, to validate the settings against.
+        stop: The caller's stop sequences.
+
+    Raises:
+        FusionInputError: for an empty input or an unknown per-call argument.
+        pydantic.ValidationError: for an invalid setting override.
+    """
+    if not conversation:
+        raise FusionInputError(
+            "no messages to fuse: pass a prompt string or a non-empty list of messages"
+        )
+    kwargs = dict(kwargs)
+    tools = kwargs.pop("tools", None)
+    tool_choice = kwargs.pop("tool_choice", None)
+    unknown = sorted(k for k in kwargs if k not in SETTING_NAMES)
+    if unknown:
+        raise FusionInputError(
+            f"unknown per-call argument(s) {', '.join(unknown)}: a fusion accepts "
+            f"{', '.join(SETTING_NAMES)}, tools and tool_choice; set member options on "
+            "the members themselves"
+        )
+    settings = resolve_settings(base, kwargs, pool_size)
+    members, judge = participants(settings.hedge_after)
+    return FusionRun(
+        members, judge, settings, conversation, stop, tools=tools, tool_choice=tool_choice
+    )
 
 
 class FusionRun:

@@ -122,13 +122,9 @@ class _FusionOnSimulator(ChatModelIntegrationTests):
     def supports_image_tool_message(self) -> bool:
         return True
 
-    def test_image_inputs(self, model: BaseChatModel, offline_image: bytes) -> None:
-        # The standard test, with its download of the image served locally; the simulated
-        # members receive the image over HTTP.
-        super().test_image_inputs(model)
-
-    def test_image_tool_message(self, model: BaseChatModel, offline_image: bytes) -> None:
-        super().test_image_tool_message(model)
+    @pytest.fixture(autouse=True)
+    def _image_download_served_locally(self, offline_image: bytes) -> None:
+        """The image tests' download of a PNG is served from `examples/sun.png`."""
 
 
 class TestBestOfOnSimulator(_FusionOnSimulator):
