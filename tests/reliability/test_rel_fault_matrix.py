@@ -1,0 +1,169 @@
+"""The fault matrix over real HTTP (see `matrix.py` and docs/reliability.md).
+
+Every simulator fault on one member, on all members and on the judge, in each mode, with
+the fusion streaming (`astream`: members with `streaming=True` and the judge's answer as
+SSE) or not (`ainvoke`: plain JSON bodies only). In each case the fusion answers (the
+judge's failure falls back to the first member's answer, flagged) or raises the documented
+error; the report records each failure with its status and error type; the usage of the
+calls that succeeded is still counted, equal to what the simulator billed; nothing runs
+past the deadline and hung requests are closed by the fusion, not by the simulator.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+from matrix import (
+    CASES,
+    DEADLINE,
+    DOC,
+    ERRORS,
+    FAULT_KIND,
+    Case,
+    doc_table,
+    markdown_table,
+)
+from rel_helpers import ANSWERS, assert_usage_matches, call, chat, wait_for
+
+from langchain_fusion import FusionChatModel, JudgeError, NotEnoughAnswersError
+from langchain_fusion.sim import Simulator
+
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("warm_async")]
+
+MEMBERS = ("ada", "bob", "cy")
+
+
+def build(sim: Simulator, case: Case) -> tuple[FusionChatModel, str, int]:
+    """The fusion of `case`, the simulated model that fails, and how many calls it gets."""
+    kw: dict[str, Any] = {"streaming": case.streaming}
+    healthy = {name: chat(sim, "openai", f"rel/{name}", **kw) for name in MEMBERS}
+    # The judge keeps its client's default: its answer streams when the fusion streams, its
+    # structured calls (verdict, comparison) do not. (With `streaming=True` ChatOpenAI's
+    # structured output loses the usage; with `streaming=False` its `astream` yields one
+    # AIMessage: see test_rel_accounting.py.)
+    judge = chat(sim, "openai", "rel/judge")
+    settings: dict[str, Any] = {}
+    if case.target == "judge":
+        prefix = "judge2" if case.mode == "merge/synthesis" else "judge"
+        failing = f"rel/{prefix}-{case.fault}"
+        judge = chat(sim, case.client, failing)
+        pool = healthy
+        calls = 2 if case.mode == "merge/synthesis" else 1
+        if case.timeout is not None:
+            settings["judge_timeout"] = case.timeout
+    else:
+        failing = f"rel/f-{case.fault}"
+        if case.target == "one member":
+            pool = {"ada": healthy["ada"], "bob": healthy["bob"]}
+            pool["bad"] = chat(sim, case.client, failing, **kw)
+            calls = 1
+        else:
+            pool = {f"bad{i}": chat(sim, case.client, failing, **kw) for i in range(3)}
+            calls = 3
+        if case.timeout is not None:
+            settings["member_timeout"] = case.timeout
+    fusion = FusionChatModel(
+        pool=pool,
+        judge=judge,
+        mode=case.fusion_mode,
+        seed=3,
+        debate_rounds=1,
+        deadline=DEADLINE,
+        **settings,
+    )
+    return fusion, failing, calls
+
+
+def assert_error(case: Case, error: str | None) -> None:
+    assert error is not None
+    assert re.search(ERRORS[case.fault, case.client], error), error
+    assert "sk-test" not in error
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_fault_matrix(sim: Simulator, case: Case) -> None:
+    fusion, failing, calls = build(sim, case)
+    entry = "astream" if case.streaming else "ainvoke"
+
+    started = time.monotonic()
+    msg: Any = None
+    error: Exception | None = None
+    try:
+        msg = await call(entry, fusion)
+    except (NotEnoughAnswersError, JudgeError) as exc:
+        error = exc
+    elapsed = time.monotonic() - started
+
+    # Nothing runs past the deadline; a hang costs its timeout, not the simulator's 5 s.
+    assert elapsed < min(DEADLINE, (case.timeout or 0.0) + 3.0), elapsed
+
+    if case.expected in ("answer", "fallback"):
+        assert error is None, f"{case.expected} expected, got {error!r}"
+        report = msg.response_metadata["fusion"]
+    else:
+        assert type(error).__name__ == case.expected, repr(error)
+        assert isinstance(error, (NotEnoughAnswersError, JudgeError))
+        report = error.report
+
+    # The report records every failure, with its status and error type.
+    statuses = {c["name"]: c["status"] for c in report["candidates"]}
+    errors = {c["name"]: c["error"] for c in report["candidates"]}
+    if case.target == "one member":
+        assert statuses == {"ada": "ok", "bob": "ok", "bad": case.status}
+        assert_error(case, errors["bad"])
+        if case.fusion_mode in ("best_of", "vote"):
+            assert msg.content == ANSWERS["rel/bob"]
+            assert report["winner"] == "bob"
+        else:  # the judge's synthesis, the preferred (rollback) answer first
+            assert msg.content.startswith("Keep a tested rollback path")
+        assert report["judge"]["status"] == "ok"
+        assert report["judge_fallback"] is False
+    elif case.target == "all members":
+        assert isinstance(error, NotEnoughAnswersError)
+        assert statuses == {f"bad{i}": case.status for i in range(3)}
+        assert error.errors == errors
+        for text in errors.values():
+            assert_error(case, text)
+        assert error.answers == {}
+        assert report["judge"]["status"] == "skipped"
+        assert sim.stats().models["rel/judge"].requests == 0
+    else:
+        assert statuses == {name: "ok" for name in MEMBERS}
+        assert report["judge"]["status"] == case.status
+        assert report["judge_fallback"] is True
+        assert_error(case, report["judge"]["error"])
+        assert report["judge_error"] == report["judge"]["error"]
+        if case.expected == "fallback":
+            assert msg.content == ANSWERS["rel/ada"]  # the first member in pool order
+            assert report["winner"] == "ada"
+        else:  # tokens of the judge's answer were sent: every member answer is kept
+            assert isinstance(error, JudgeError)
+            assert set(error.answers) == set(MEMBERS)
+
+    # What the simulator saw: no retries, the fault injected, hung requests closed by the
+    # fusion (abandoned) rather than by the simulator's 5 s hang.
+    await wait_for(lambda: sim.stats().totals.in_flight == 0, timeout=3.0)
+    row = sim.stats().models[failing]
+    assert row.requests == calls
+    assert row.faults == {FAULT_KIND[case.fault]: 1 if case.target != "all members" else 3}
+    if case.fault == "hang":
+        assert row.abandoned == (3 if case.target == "all members" else 1)
+
+    # Every successful call's usage is counted, equal to what the simulator billed.
+    # ChatOpenAI drops OpenRouter's `usage.cost` when it streams (see DESIGN.md).
+    cost_known = None
+    if case.streaming:
+        cost_known = frozenset({failing}) if case.client == "openrouter" else frozenset()
+    usage = msg.usage_metadata if msg is not None else None
+    assert_usage_matches([report], sim, cost_known=cost_known, usage=usage)
+
+
+def test_the_doc_lists_every_case() -> None:
+    """docs/reliability.md holds the matrix table generated from `CASES`."""
+    table = doc_table(DOC.read_text(encoding="utf-8"))
+    assert table == markdown_table(), "run: python tests/reliability/matrix.py --write"
+    cells = sum(row.count("(OA)") + row.count("(OR)") for row in table.splitlines())
+    assert cells == len(CASES)
