@@ -5,12 +5,19 @@ Helpers live in `rel_helpers.py`; the fault matrix's cases in `matrix.py`.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 from rel_helpers import CLIENTS, SCENARIO_FILE, chat, wait_idle
 
 from langchain_fusion.sim import Scenario, Simulator, run_simulator
+
+# Hypothesis keeps caches (unicode tables, constants) in a `.hypothesis` directory, by
+# default in the working directory: keep it out of the repository.
+set_hypothesis_home_dir(str(Path(tempfile.gettempdir()) / "llm-fusion-hypothesis"))
 
 
 @pytest.fixture(scope="session")

@@ -174,10 +174,14 @@ def small_pool_models(sim: Simulator, client: str, limits: httpx.Limits) -> Any:
     return http, lambda name: openrouter_chat(sim, name, client=sdk)
 
 
-def checked_out(http: httpx.AsyncClient) -> tuple[int, int]:
-    """Requests waiting for or holding a connection of `http`'s pool, and busy connections."""
+def pool_state(http: httpx.AsyncClient) -> tuple[int, int]:
+    """`http`'s pool: requests holding or waiting for a connection (a request stays there
+    until its response is closed), and connections neither idle nor held by a request:
+    stranded by a cancellation between getting a connection and using it
+    (encode/httpcore#1093)."""
     pool = http._transport._pool  # type: ignore[attr-defined]
-    return len(pool._requests), sum(1 for c in pool.connections if not c.is_idle())
+    stranded = sum(1 for c in pool.connections if not c.is_idle())
+    return len(pool._requests), stranded if not pool._requests else 0
 
 
 #: Fusions cancelled before the check; fewer through ChatOpenRouter, whose SDK costs about
@@ -210,11 +214,14 @@ async def test_cancelled_fusions_leave_no_connection_checked_out(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await wait_for(lambda: sim.stats().totals.in_flight == 0, timeout=3.0)
-    waiting, busy = checked_out(http)
-    assert waiting == 0
-    # Connections httpcore strands when a request is cancelled between getting a
-    # connection and using it (encode/httpcore#1093) are reported, not failed on.
-    record_property("stranded_connections", busy)
+    requests, stranded = pool_state(http)
+    # Every response the fusion opened was closed: no request holds or waits for a connection.
+    assert requests == 0
+    # httpcore strands a connection when a request is cancelled between getting it and using
+    # it (encode/httpcore#1093): reported, and the check below needs one connection left.
+    record_property("stranded_connections", stranded)
+    if stranded == limits.max_connections:
+        pytest.xfail(f"encode/httpcore#1093 stranded all {stranded} connections of the pool")
 
     # A fusion still works on the same small pool, promptly.
     pool = {name: model(f"rel/{name}") for name in names}
@@ -224,7 +231,7 @@ async def test_cancelled_fusions_leave_no_connection_checked_out(
     assert time.monotonic() - started < 3.0
     assert msg.response_metadata["fusion"]["judge"]["status"] == "ok"
     assert [c["status"] for c in msg.response_metadata["fusion"]["candidates"]] == ["ok"] * 3
-    assert checked_out(http)[0] == 0
+    assert pool_state(http)[0] == 0
     await http.aclose()
 
 

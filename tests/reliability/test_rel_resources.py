@@ -4,7 +4,7 @@
   fusion itself holds on to): every mode through every entry point, sync ones from worker
   threads as a sync program would. After a warm-up, open file descriptors, threads,
   pending tasks, live objects and resident memory stay within a small bound.
-- 60 sequential fusions over the simulator through real clients (connections, the sync
+- 40 sequential fusions over the simulator through real clients (connections, the sync
   driver's thread pools, SSE streams): file descriptors and threads stay flat.
 """
 
@@ -112,8 +112,8 @@ async def test_sequential_fusions_over_http_keep_fds_and_threads_flat(sim: Simul
         await run_fusions(client, 4)
     before = snapshot()
 
-    await run_fusions(clients["openai"], 48, offset=4)
-    await run_fusions(clients["openrouter"], 12, offset=4)
+    await run_fusions(clients["openai"], 32, offset=4)
+    await run_fusions(clients["openrouter"], 8, offset=4)
 
     after = snapshot()
     assert after["fds"] <= before["fds"] + 2, (before, after)  # keep-alive reconnects
