@@ -19,7 +19,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -53,38 +53,6 @@ def deadline_scope(at: float | None) -> Iterator[None]:
         yield
     finally:
         FUSION_DEADLINE.reset(token)
-
-
-def iter_in_deadline(iterator: Iterator[T], at: float | None) -> Iterator[T]:
-    """Iterate `iterator`, each step in `deadline_scope(at)` (never across a `yield`)."""
-    try:
-        while True:
-            with deadline_scope(at):
-                try:
-                    item = next(iterator)
-                except StopIteration:
-                    return
-            yield item
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
-
-
-async def aiter_in_deadline(iterator: AsyncIterator[T], at: float | None) -> AsyncIterator[T]:
-    """Iterate `iterator`, each step in `deadline_scope(at)` (never across a `yield`)."""
-    try:
-        while True:
-            with deadline_scope(at):
-                try:
-                    item = await anext(iterator)
-                except StopAsyncIteration:
-                    return
-            yield item
-    finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 # -- retries ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ count its usage a second time.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -157,35 +157,3 @@ def children_context() -> Iterator[None]:
     finally:
         for var, token in reversed(tokens):
             var.reset(token)
-
-
-def in_children_context(iterator: Iterator[T]) -> Iterator[T]:
-    """Iterate `iterator`, each step in `children_context()` (never across a `yield`)."""
-    try:
-        while True:
-            with children_context():
-                try:
-                    item = next(iterator)
-                except StopIteration:
-                    return
-            yield item
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
-
-
-async def ain_children_context(iterator: AsyncIterator[T]) -> AsyncIterator[T]:
-    """Iterate `iterator`, each step in `children_context()` (never across a `yield`)."""
-    try:
-        while True:
-            with children_context():
-                try:
-                    item = await anext(iterator)
-                except StopAsyncIteration:
-                    return
-            yield item
-    finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()

@@ -6,6 +6,7 @@ The adapter translates between LangChain and the runtime; it holds no fusion log
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 from uuid import uuid4
 
@@ -39,7 +40,7 @@ from langchain_fusion._core.config import (
     check_against_pool,
     resolve_settings,
 )
-from langchain_fusion._http import aiter_in_deadline, deadline_scope, iter_in_deadline
+from langchain_fusion._http import deadline_scope
 from langchain_fusion._runtime.drivers import AsyncDriver, SyncDriver
 from langchain_fusion._runtime.members import (
     Member,
@@ -52,14 +53,13 @@ from langchain_fusion._runtime.members import (
 )
 from langchain_fusion._runtime.modes import FusionRun, prepare_run
 from langchain_fusion._runtime.steps import Deadline, FusionResult
+from langchain_fusion._scoped import aeach_step_in, each_step_in
 from langchain_fusion._slugs import has_slugs, resolve_slugs
 from langchain_fusion._tracing import (
     STREAM_PARENT,
     Parent,
-    ain_children_context,
     child_config_factory,
     children_context,
-    in_children_context,
     parent_of,
 )
 
@@ -393,7 +393,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
             deadline,
             run.settings.max_concurrency,
         )
-        with children_context(), deadline_scope(deadline.at):
+        with _child_scope(deadline.at):
             result = driver.run(run.plan())
         return ChatResult(generations=[ChatGeneration(message=self._final_message(result))])
 
@@ -411,7 +411,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
             deadline,
             run.settings.max_concurrency,
         )
-        with children_context(), deadline_scope(deadline.at):
+        with _child_scope(deadline.at):
             result = await driver.run(run.plan())
         return ChatResult(generations=[ChatGeneration(message=self._final_message(result))])
 
@@ -426,7 +426,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         parent = self._parent(run_manager, stop, kwargs)
         deadline = self._deadline(run)
         driver = SyncDriver(child_config_factory(parent), deadline, run.settings.max_concurrency)
-        for item in in_children_context(iter_in_deadline(driver.stream(run.plan()), deadline.at)):
+        for item in each_step_in(driver.stream(run.plan()), lambda: _child_scope(deadline.at)):
             chunk = ChatGenerationChunk(
                 message=self._final_chunk(item) if isinstance(item, FusionResult) else item
             )
@@ -445,8 +445,8 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         parent = self._parent(run_manager, stop, kwargs)
         deadline = self._deadline(run)
         driver = AsyncDriver(child_config_factory(parent), deadline, run.settings.max_concurrency)
-        async for item in ain_children_context(
-            aiter_in_deadline(driver.stream(run.plan()), deadline.at)
+        async for item in aeach_step_in(
+            driver.stream(run.plan()), lambda: _child_scope(deadline.at)
         ):
             chunk = ChatGenerationChunk(
                 message=self._final_chunk(item) if isinstance(item, FusionResult) else item
@@ -541,3 +541,10 @@ def _member_cache_key(member: Member) -> str:
         runnable = runnable.bound
     chat_model = unwrap_chat_model(runnable) or member.chat_model
     return chat_model._get_llm_string(**bound)
+
+
+@contextmanager
+def _child_scope(deadline_at: float | None) -> Iterator[None]:
+    """Where members and the judge run: no inherited callbacks, the fusion's deadline."""
+    with children_context(), deadline_scope(deadline_at):
+        yield

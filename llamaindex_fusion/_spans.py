@@ -28,6 +28,7 @@ from llama_index_instrumentation import get_dispatcher
 from llama_index_instrumentation.dispatcher import active_instrument_tags
 
 from langchain_fusion._runtime.steps import Call
+from langchain_fusion._scoped import aeach_step_in, each_step_in
 
 T = TypeVar("T")
 
@@ -148,17 +149,8 @@ def step_in_span(iterator: Iterator[T], scope: Scope, spans: CallSpans) -> Itera
     caller resumes. The spans of calls still open when the iteration ends are dropped.
     """
     try:
-        while True:
-            with scope:
-                try:
-                    item = next(iterator)
-                except StopIteration:
-                    return
-            yield item
+        yield from each_step_in(iterator, lambda: scope)
     finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
         spans.close_all()
 
 
@@ -167,15 +159,7 @@ async def astep_in_span(
 ) -> AsyncIterator[T]:
     """The async twin of `step_in_span`."""
     try:
-        while True:
-            with scope:
-                try:
-                    item = await anext(iterator)
-                except StopAsyncIteration:
-                    return
+        async for item in aeach_step_in(iterator, lambda: scope):
             yield item
     finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
         spans.close_all()
