@@ -54,6 +54,12 @@ def json_objects(text: str) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             index = start + 1
             continue
+        except RecursionError:
+            # Nested deeper than the interpreter allows: no verdict. Skip the nest whole,
+            # since retrying at each inner brace would take quadratic time.
+            close = text.find("}", start)
+            index = close + 1 if close >= 0 else len(text)
+            continue
         if isinstance(value, dict):
             found.append(value)
         index = end

@@ -168,10 +168,6 @@ class DeepJudge(TinyChat):
         return AIMessage(DEEP)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: RecursionError from verdict.json_objects escapes the fusion (answers lost)",
-)
 @pytest.mark.parametrize("mode", ["best_of", "merge"])
 async def test_a_judge_reply_of_deeply_nested_json_is_a_judge_failure(mode: str) -> None:
     pool = {

@@ -141,10 +141,6 @@ def test_structured_verdicts_are_checked_against_the_labels(winner: str, valid: 
 DEEP = "[" * (sys.getrecursionlimit() + 10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: verdict.json_objects lets RecursionError escape on deeply nested JSON",
-)
 @pytest.mark.parametrize(
     "parse",
     [lambda t: parse_verdict(t, ["A", "B"]), parse_comparison],
