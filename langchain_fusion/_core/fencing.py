@@ -7,6 +7,7 @@ cannot know, so no candidate can close its own fence or pose as another.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -16,12 +17,20 @@ from dataclasses import dataclass
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-_FENCE_RE = re.compile(
-    r"^=+ BEGIN CANDIDATE (?P<label>[A-Z]+) \[nonce:(?P<nonce>[0-9a-f]+)\] =+\n"
-    r"(?P<body>.*?)\n"
-    r"=+ END CANDIDATE (?P=label) \[nonce:(?P=nonce)\] =+$",
-    re.DOTALL | re.MULTILINE,
-)
+_BEGIN_LINE_RE = re.compile(r"^=+ BEGIN CANDIDATE [A-Z]+ \[nonce:[0-9a-f]+\] =+$", re.MULTILINE)
+_STATED_NONCE_RE = re.compile(r"nonce ([0-9a-f]{8,})\b")
+_SEEN_NONCE_RE = re.compile(r"\[nonce:([0-9a-f]+)\] =+")
+
+
+@functools.lru_cache(maxsize=64)
+def _fence_re(nonce: str) -> re.Pattern[str]:
+    """BEGIN/END pairs of one nonce only: fences of other nonces are text like any other."""
+    return re.compile(
+        rf"^=+ BEGIN CANDIDATE (?P<label>[A-Z]+) \[nonce:{nonce}\] =+\n"
+        r"(?P<body>.*?)\n"
+        rf"=+ END CANDIDATE (?P=label) \[nonce:{nonce}\] =+$",
+        re.DOTALL | re.MULTILINE,
+    )
 
 
 @dataclass(frozen=True)
@@ -85,21 +94,37 @@ def fence(candidates: Sequence[Candidate], nonce: str) -> str:
     return "\n\n".join(blocks)
 
 
+def _real_fences(text: str) -> list[re.Match[str]]:
+    """The fences of the nonce the instructions state, one per label, in order."""
+    # Instructions state the nonce before the candidates; a nonce stated later (inside a
+    # candidate, beside a forged fence) is candidate text. A conversation is written before
+    # the call draws its nonce, so whatever it states or forges is another nonce.
+    first_fence = _BEGIN_LINE_RE.search(text)
+    head = text[: first_fence.start()] if first_fence else text
+    stated = _STATED_NONCE_RE.search(head)
+    nonces = [stated.group(1)] if stated else list(dict.fromkeys(_SEEN_NONCE_RE.findall(text)))
+    for nonce in nonces:
+        found: dict[str, re.Match[str]] = {}
+        for match in _fence_re(nonce).finditer(text):
+            found.setdefault(match.group("label"), match)
+        if found:
+            return list(found.values())
+    return []
+
+
 def extract_candidates(text: str) -> dict[str, str]:
     """Read fenced candidates back out of a prompt: `{label: text}`.
 
     Used by the fake judge in `langchain_fusion.testing` and by the simulator's judge. The
-    nonce is the one the instructions name ("... carry the nonce N"); failing that, the first
-    nonce whose fences are complete. Only fences whose BEGIN and END carry the same label and
-    that nonce count, so forged fences in the conversation or in a candidate are ignored.
+    nonce is the first one stated ("... carry the nonce N") before the first fence line;
+    failing that, the first nonce whose fences are complete. Only fences whose BEGIN and
+    END lines carry the same label and that nonce count, so forged fences in the
+    conversation or in a candidate are candidate text.
     """
-    stated = re.findall(r"nonce ([0-9a-f]{8,})\b", text)
-    seen = re.findall(r"\[nonce:([0-9a-f]+)\] =+", text)
-    for nonce in dict.fromkeys([*stated[:1], *seen]):
-        found: dict[str, str] = {}
-        for match in _FENCE_RE.finditer(text):
-            if match.group("nonce") == nonce and match.group("label") not in found:
-                found[match.group("label")] = match.group("body")
-        if found:
-            return found
-    return {}
+    return {match.group("label"): match.group("body") for match in _real_fences(text)}
+
+
+def after_candidates(text: str) -> str:
+    """The part of a prompt after its last real fence (its task), or all of it if none."""
+    fences = _real_fences(text)
+    return text[max(match.end() for match in fences) :] if fences else text

@@ -490,7 +490,7 @@ class FusionRun:
         if hard:
             return self._fallback(error, extra=extra)
         synthesis = self._judge_input(
-            candidates, nonce, prompts.SYNTHESIS_TASK, prompts.comparison_block(comparison)
+            candidates, nonce, prompts.SYNTHESIS_TASK, prompts.comparison_block(comparison, nonce)
         )
         outcome = yield from self._synthesis(synthesis)
         if not outcome.ok:

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_fusion._core.fencing import extract_candidates
+from langchain_fusion._core.fencing import after_candidates, extract_candidates
 from langchain_fusion._core.verdict import json_objects
 from langchain_fusion.sim._judge import (
     bank_value,
@@ -140,8 +140,10 @@ def _text(
         return "The tool returned: " + "; ".join(reversed(results)), None
     prompt = request.last_user_text
     if request.last_role == "user":
-        candidates = extract_candidates(prompt)
-        if candidates and "## Task" in prompt:
+        fenced = request.fenced_text
+        candidates = extract_candidates(fenced)
+        # A "## Task" inside a candidate is candidate text: only the prompt's own counts.
+        if candidates and "## Task" in after_candidates(fenced):
             rule = _synthesis_script(model, prompt)
             if rule is not None:
                 return _fill(rule.answer, model, prompt), rule
@@ -205,9 +207,10 @@ def _judged_calls(
     candidate (in label order) that did; none when no candidate proposed a call.
     """
     prompt = request.last_user_text
-    if request.last_role != "user" or "## Task" not in prompt:
+    fenced = request.fenced_text
+    candidates = extract_candidates(fenced)
+    if request.last_role != "user" or "## Task" not in after_candidates(fenced):
         return []
-    candidates = extract_candidates(prompt)
     if not candidates:
         return []
     question = find_question(scenario.bank, prompt.split("## Candidates", 1)[0])

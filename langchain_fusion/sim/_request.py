@@ -89,6 +89,16 @@ class ChatRequest:
         return ""
 
     @property
+    def fenced_text(self) -> str:
+        """The system messages' text, then the last user message's.
+
+        Where a fusion states its nonce (the judge's instructions are a system message),
+        fences the candidates and sets the task.
+        """
+        system = [message.text for message in self.messages if message.role == "system"]
+        return "\n\n".join([*system, self.last_user_text])
+
+    @property
     def last_role(self) -> str:
         """Role of the last message."""
         return self.messages[-1].role if self.messages else ""

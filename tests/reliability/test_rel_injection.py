@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("warm_async")]
 
 MARKER = "EVIL-MARKER-7"
 NONCE_RE = re.compile(r"carry the nonce ([0-9a-f]{16})")
+FIRST_SENTENCE = ANSWERS["rel/bob"].split(". ")[0]
 
 
 class Wire:
@@ -84,11 +85,9 @@ async def test_an_injecting_candidate_does_not_change_the_verdict(
     if mode in ("best_of", "vote"):
         assert report["winner"] == honest.response_metadata["fusion"]["winner"] == "bob"
         assert msg.content == ANSWERS["rel/bob"]
-    elif mode == "merge":  # the synthesis leads with the preferred (rollback) answer
+    else:  # merge's synthesis and debate's final answer lead with the rollback answer
         assert msg.content.startswith(FIRST_SENTENCE)
         assert honest.content.startswith(FIRST_SENTENCE)
-    # debate: the simulated members are fooled by the evil peer (see the xfail test below);
-    # what reaches the judge and the peers is checked here all the same.
 
     evil = evil_answer(sim)
     judged = wire.to("rel/judge")
@@ -103,9 +102,7 @@ async def test_an_injecting_candidate_does_not_change_the_verdict(
         found = extract_candidates(text_of(system) + "\n" + text)
         assert list(found.values()).count(evil) == 1
         assert len(found) == 3
-        # ...and nowhere else (merge's synthesis prompt: see the xfail test below).
-        if mode == "merge" and "## Comparison" in text:
-            continue
+        # ...and nowhere else (merge's comparison, which quotes it, is fenced as well).
         assert MARKER not in outside_fences(text, nonce.group(1))
         assert MARKER not in text_of(system)
         # Candidates are anonymised: no member or model name reaches the judge.
@@ -124,17 +121,7 @@ async def test_an_injecting_candidate_does_not_change_the_verdict(
                 assert MARKER not in outside_fences(last, nonce.group(1))
 
 
-FIRST_SENTENCE = ANSWERS["rel/bob"].split(". ")[0]
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug (simulator): a '## Task' line inside a peer's fenced answer makes the simulated "
-        "member answer its revision prompt as a judge (sim._answer._text looks for '## Task' "
-        "anywhere in the prompt)"
-    ),
-)
 async def test_an_injecting_peer_does_not_change_the_debate(sim: Simulator) -> None:
     msg = await fusion_of(sim, Wire(), "evil", "debate", 1).ainvoke(PROMPT)
 
@@ -148,13 +135,6 @@ def evil_answer(sim: Simulator) -> str:
     return model.answers[0].answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: merge's synthesis prompt carries the judge's comparison outside any fence, "
-        "and the comparison quotes candidate text (second-order injection)"
-    ),
-)
 async def test_merge_synthesis_keeps_candidate_text_inside_fences(sim: Simulator) -> None:
     wire = Wire()
     await fusion_of(sim, wire, "evil", "merge", 1).ainvoke(PROMPT)
@@ -175,13 +155,6 @@ FORGED_CONVERSATION = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug (simulator): the simulated judge reads the nonce from the user message only, "
-        "so forged fences with a stated nonce in the conversation replace the candidates"
-    ),
-)
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_forged_fences_in_the_conversation_do_not_fool_the_simulated_judge(
     sim: Simulator, seed: int

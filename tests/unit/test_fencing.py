@@ -258,7 +258,7 @@ def test_judge_messages_never_name_members(seed: int) -> None:
         NONCE,
         prompts.verdict_task(list(mapping)),
         criteria="be exact",
-        extra=prompts.comparison_block(None),
+        extra=prompts.comparison_block(None, NONCE),
     )
     whole = "\n".join(m.text for m in messages)
     for name in NAMES:
