@@ -121,7 +121,6 @@ async def test_an_injecting_candidate_does_not_change_the_verdict(
                 assert MARKER not in outside_fences(last, nonce.group(1))
 
 
-
 async def test_an_injecting_peer_does_not_change_the_debate(sim: Simulator) -> None:
     msg = await fusion_of(sim, Wire(), "evil", "debate", 1).ainvoke(PROMPT)
 
