@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from langchain_fusion._core.outcome import Outcome, Status, describe_error
@@ -112,6 +114,35 @@ def failed(
         round=call.round,
         step=call.step,
         exception=exc,
+    )
+
+
+def as_chunk(item: Any) -> AIMessageChunk | None:
+    """One item of a LangChain `stream()` as a chunk; None for anything else.
+
+    A model that does not stream (`streaming=False`, `disable_streaming`, no `_stream`)
+    yields its whole answer as one `AIMessage`: it is the stream's only chunk.
+    """
+    if isinstance(item, AIMessageChunk):
+        return item
+    if not isinstance(item, AIMessage):
+        return None
+    calls = [
+        tool_call_chunk(
+            name=call["name"],
+            args=json.dumps(call["args"], ensure_ascii=False),
+            id=call["id"],
+            index=index,
+        )
+        for index, call in enumerate(item.tool_calls)
+    ]
+    return AIMessageChunk(
+        content=item.content,
+        additional_kwargs=item.additional_kwargs,
+        response_metadata=item.response_metadata,
+        usage_metadata=item.usage_metadata,
+        id=item.id,
+        tool_call_chunks=calls,
     )
 
 

@@ -25,6 +25,7 @@ from langchain_fusion._exceptions import JudgeError
 from langchain_fusion._runtime.calls import (
     ConfigFor,
     FanOutState,
+    as_chunk,
     clean_chunk,
     error_outcome,
     outcome_of,
@@ -133,15 +134,22 @@ class AsyncDriver:
         limit = self.deadline.bound(call.timeout)
         expiry = None if limit is None else started + limit
         chunks: list[AIMessageChunk] = []
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
         stream = call.member.runnable.astream(call.messages, self.config_for(call), **call.kwargs)
         try:
             while True:
                 try:
                     async with asyncio.timeout_at(_loop_time(expiry)):
-                        chunk = await anext(stream)
+                        item = await anext(stream)
                 except StopAsyncIteration:
                     break
-                if isinstance(chunk, AIMessageChunk):
+                # On 3.11 `asyncio.wait_for` (clients wrap each chunk in it) returns a chunk
+                # that lands with a cancellation and drops the cancellation: raise it here.
+                if task is not None and task.cancelling() > cancels:
+                    raise asyncio.CancelledError
+                chunk = as_chunk(item)
+                if chunk is not None:
                     chunks.append(chunk)
                 cleaned = clean_chunk(chunk)
                 if cleaned is not None:
@@ -262,8 +270,9 @@ class SyncDriver:
         chunks: list[AIMessageChunk] = []
         stream = call.member.runnable.stream(call.messages, self.config_for(call), **call.kwargs)
         try:
-            for chunk in stream:
-                if isinstance(chunk, AIMessageChunk):
+            for item in stream:
+                chunk = as_chunk(item)
+                if chunk is not None:
                     chunks.append(chunk)
                 cleaned = clean_chunk(chunk)
                 if cleaned is not None:

@@ -23,6 +23,8 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field
 
+from langchain_fusion._runtime.calls import as_chunk
+
 _DONE = object()
 PRIMARY, BACKUP = "primary", "backup"
 
@@ -63,7 +65,7 @@ class _Race:
 
 
 def _mark(chunk: Any) -> ChatGenerationChunk:
-    message = chunk if isinstance(chunk, AIMessageChunk) else AIMessageChunk(content=str(chunk))
+    message = as_chunk(chunk) or AIMessageChunk(content=str(chunk))
     return ChatGenerationChunk(message=message)
 
 

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
@@ -379,6 +379,10 @@ async def _chat(request: Request) -> Response:
     try:
         body = json.loads(await request.body())
         parsed = parse_request(body)
+    except ClientDisconnect:
+        # Gone before its body arrived (a fusion cancelled while sending): nobody to answer.
+        state.recorder.reject()
+        return Response(status_code=499)
     except (json.JSONDecodeError, UnicodeDecodeError):
         state.recorder.reject()
         return _error(400, "the request body is not valid JSON")

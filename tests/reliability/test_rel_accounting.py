@@ -39,13 +39,6 @@ def members() -> dict[str, TinyChat]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: drivers.stream_call drops the AIMessage that LangChain's stream() yields for a "
-        "model that does not stream ('the stream ended without any output')"
-    ),
-)
 @pytest.mark.parametrize("entry", ["stream", "astream"])
 @pytest.mark.parametrize("mode", ["merge", "debate"])
 async def test_a_judge_that_does_not_stream_still_judges_a_streamed_fusion(
@@ -60,10 +53,6 @@ async def test_a_judge_that_does_not_stream_still_judges_a_streamed_fusion(
     assert str(msg.content).startswith("Keep a tested rollback path.")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a non-streaming judge's streamed answer is dropped (billed, not counted)",
-)
 @pytest.mark.usefixtures("warm_async")
 @pytest.mark.parametrize("judge_kwargs", [{"streaming": False}, {"disable_streaming": True}])
 async def test_a_non_streaming_judge_is_counted_over_http(

@@ -244,14 +244,6 @@ class _Records(logging.Handler):
         self.records.append(record)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug (simulator): a client that goes away while sending its request body makes "
-        "sim._app._chat raise ClientDisconnect ('Exception in ASGI application'), and the "
-        "request is counted nowhere"
-    ),
-)
 async def test_a_request_cancelled_while_sent_is_counted_not_logged_as_a_crash(
     sim: Simulator,
 ) -> None:
@@ -297,14 +289,6 @@ class WaitForStream(TinyChat):
             yield ChatGenerationChunk(message=AIMessageChunk(content=text))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: on Python 3.11 asyncio.wait_for (langchain-openai wraps every streamed chunk "
-        "in it) drops a cancellation that lands with a chunk; the fusion's stream then "
-        "reads on (drivers.AsyncDriver.stream_call does not re-raise it)"
-    ),
-)
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="asyncio.wait_for is fixed in 3.12")
 async def test_a_cancellation_landing_with_a_chunk_is_not_lost() -> None:
     loop = asyncio.get_running_loop()

@@ -327,3 +327,22 @@ async def test_a_backup_that_fails_early_leaves_the_primary_to_answer():
 def test_hedges_are_validated_at_construction(hedge, match):
     with pytest.raises(ValidationError, match=match):
         FusionChatModel(pool=[FakeChatModel(model="a")], judge=FakeJudge(), hedge=hedge)
+
+
+@pytest.mark.parametrize("entry", ["invoke", "ainvoke"])
+async def test_a_member_that_does_not_stream_can_be_hedged(entry):
+    # A hedged member is read as a stream; one that does not stream yields one AIMessage.
+    primary = FakeChatModel(model="a", responses=["Primary Paris."], disable_streaming=True)
+    fusion = FusionChatModel(
+        pool={"a": primary, "b": FakeChatModel(model="b", responses=["Lyon."])},
+        judge=FakeJudge(prefer="Primary"),
+        mode="best_of",
+        hedge={"a": FakeChatModel(model="backup", responses=["Backup."], latency=1.0)},
+        hedge_after=0.5,
+    )
+    if entry == "invoke":
+        message = fusion.invoke("Capital of France?")
+    else:
+        message = await fusion.ainvoke("Capital of France?")
+    assert message.text == "Primary Paris."
+    assert report(message)["candidates"][0]["hedge"] == "primary"

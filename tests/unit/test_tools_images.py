@@ -171,6 +171,28 @@ async def test_streamed_tool_call_chunks_combine_into_valid_calls(stream_chunks,
     assert sum(1 for c in chunks if c.usage_metadata) == 1
 
 
+
+@pytest.mark.parametrize("mode", ["merge", "debate"])
+async def test_a_judge_that_does_not_stream_writes_the_call_of_a_streamed_fusion(
+    stream_chunks, mode
+):
+    # Its stream is one whole AIMessage: its tool calls must come through as chunks.
+    judge = FakeJudge(disable_streaming=True)
+    fusion = FusionChatModel(pool=weather_pool(), judge=judge, mode=mode, debate_rounds=1)
+    chunks, error = await stream_chunks(
+        fusion.bind_tools([WEATHER], tool_choice="any"), "Weather in Paris?"
+    )
+    assert error is None
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total = total + chunk
+    assert [(c["name"], c["args"]) for c in total.tool_calls] == [
+        ("get_weather", {"city": "Paris", "unit": "celsius"})
+    ]
+    fusion_report = total.response_metadata["fusion"]
+    assert (fusion_report["judge"]["status"], fusion_report["judge_fallback"]) == ("ok", False)
+
+
 # -- structured output ----------------------------------------------------------------------
 
 
