@@ -136,14 +136,8 @@ def as_chunk(item: Any) -> AIMessageChunk | None:
         )
         for index, call in enumerate(item.tool_calls)
     ]
-    return AIMessageChunk(
-        content=item.content,
-        additional_kwargs=item.additional_kwargs,
-        response_metadata=item.response_metadata,
-        usage_metadata=item.usage_metadata,
-        id=item.id,
-        tool_call_chunks=calls,
-    )
+    fields = item.model_dump(exclude={"type", "tool_calls", "invalid_tool_calls"})
+    return AIMessageChunk(**fields, tool_call_chunks=calls)
 
 
 def clean_chunk(chunk: Any) -> AIMessageChunk | None:

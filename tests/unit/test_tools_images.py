@@ -171,7 +171,6 @@ async def test_streamed_tool_call_chunks_combine_into_valid_calls(stream_chunks,
     assert sum(1 for c in chunks if c.usage_metadata) == 1
 
 
-
 @pytest.mark.parametrize("mode", ["merge", "debate"])
 async def test_a_judge_that_does_not_stream_writes_the_call_of_a_streamed_fusion(
     stream_chunks, mode
