@@ -135,14 +135,14 @@ async def test_a_reader_that_goes_away_closes_the_judges_stream(
             await task
     else:
 
-        def read_one() -> Any:
+        def read_one() -> tuple[Any, float]:
             stream = fusion.stream(PROMPT)
             chunk = next(stream)
+            closed_at = time.monotonic()
             stream.close()
-            return chunk
+            return chunk, closed_at
 
-        left_at = time.monotonic()
-        first = await asyncio.to_thread(read_one)
+        first, left_at = await asyncio.to_thread(read_one)
 
     assert str(first.content) and str(first.content) in ANSWERS["rel/bob"]
     await wait_for(lambda: sim.stats().models["rel/stall-judge"].abandoned == 1, timeout=PROMPTLY)
