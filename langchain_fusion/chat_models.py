@@ -122,6 +122,15 @@ class FusionChatModel(BaseChatModel, FusionSettings):
 
     _slug_cache: tuple[Any, ...] | None = PrivateAttr(default=None)
 
+    stop: list[str] | None = None
+    """Stop sequences for every call of the fusion; a call's own `stop` replaces them. They
+    reach the members in `best_of` (whose answer is returned as written) and the judge
+    wherever it writes the answer."""
+
+    streaming: bool = False
+    """Whether `invoke` streams internally, as LangChain's `streaming` flag does for other
+    chat models: callbacks get each token of the fused answer as it is written."""
+
     capabilities: dict[str, dict[str, bool]] = Field(default_factory=dict)
     """Per-member overrides of what a model accepts, by member name (or `"judge"`), e.g.
     `{"local-llama": {"image_inputs": False}}`; keys `image_inputs` and `tool_calling`. A
@@ -235,8 +244,12 @@ class FusionChatModel(BaseChatModel, FusionSettings):
             ls_model_name=f"fusion:{kwargs.get('mode', self.mode)}",
             ls_model_type="chat",
         )
+        stop = stop if stop is not None else self.stop
         if stop:
             params["ls_stop"] = stop
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            params["ls_max_tokens"] = max_tokens
         return params
 
     # -- preparing a run --------------------------------------------------------------------
@@ -245,6 +258,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> FusionRun:
         """Validate the input and per-call settings, before any model is called."""
+        stop = stop if stop is not None else self.stop
         return prepare_run(self, messages, kwargs, self._participants, len(self.pool), stop)
 
     def estimate_cost(self, messages: LanguageModelInput, **overrides: Any) -> dict[str, Any]:

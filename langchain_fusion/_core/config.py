@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 Mode = Literal["best_of", "merge", "debate", "vote"]
 Topology = Literal["all", "ring"]
@@ -121,6 +130,16 @@ class FusionSettings(BaseModel):
     hedge_after: float = Field(default=1.0, gt=0)
     """Seconds a member with a hedge may go without a first token before its backup starts."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_arguments(cls, data: Any) -> Any:
+        # A misspelt setting would otherwise be dropped and the fusion run on defaults.
+        if isinstance(data, dict):
+            unknown = [key for key in data if key not in accepted_names(cls)]
+            if unknown:
+                raise unknown_arguments_error(cls, unknown)
+        return data
+
     @field_validator("mode", mode="before")
     @classmethod
     def _normalise_mode(cls, value: Any) -> Any:
@@ -146,6 +165,38 @@ class FusionSettings(BaseModel):
     def settings(self) -> dict[str, Any]:
         """The current settings as a plain dict (the fields named in `SETTING_NAMES`)."""
         return {name: getattr(self, name) for name in SETTING_NAMES}
+
+
+def accepted_names(model: type[BaseModel]) -> set[str]:
+    """Every keyword `model` takes: its fields' names and aliases."""
+    names = set(model.model_fields)
+    for field in model.model_fields.values():
+        names.update(a for a in (field.alias, field.validation_alias) if isinstance(a, str))
+    return names
+
+
+def unknown_arguments_error(model: type[BaseModel], unknown: Sequence[str]) -> ValidationError:
+    """One error per keyword `model` does not take, suggesting the closest of its own.
+
+    The error shows the keyword, never its value: a misspelt `api_key` holds a secret.
+    """
+    public = sorted(name for name in accepted_names(model) if not name.startswith("_"))
+    errors = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), public, n=1)
+        fix = f"did you mean {close[0]!r}?" if close else "remove it"
+        errors.append(
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "unknown_argument",
+                    "{model} has no setting {key}: {fix} (see the README's configuration table)",
+                    {"model": model.__name__, "key": repr(key), "fix": fix},
+                ),
+                loc=(str(key),),
+                input=str(key),
+            )
+        )
+    return ValidationError.from_exception_data(model.__name__, errors)
 
 
 def check_against_pool(settings: FusionSettings, pool_size: int) -> None:

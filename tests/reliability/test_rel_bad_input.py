@@ -121,10 +121,6 @@ def test_invalid_configuration_fails_at_construction(
     assert_no_request(sim)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: FusionChatModel ignores unknown constructor arguments (a typo runs defaults)",
-)
 def test_a_misspelt_setting_fails_at_construction(sim: Simulator) -> None:
     with pytest.raises(ValidationError) as caught:
         FusionChatModel(**pool_and_judge(sim), mdoe="debate")

@@ -179,3 +179,86 @@ def test_check_against_pool_raises_value_error() -> None:
         check_against_pool(FusionSettings(min_successful=3), 2)
     with pytest.raises(ValueError, match="quorum"):
         check_against_pool(FusionSettings(quorum=3), 2)
+
+
+# -- constructor arguments ------------------------------------------------------------------
+
+
+def _fusion_classes() -> list[type]:
+    from langchain_fusion import FusionChatModel
+
+    classes: list[type] = [FusionChatModel]
+    try:
+        from llamaindex_fusion import FusionLLM
+    except ImportError:  # pragma: no cover - the llamaindex extra is installed in CI
+        return classes
+    return [*classes, FusionLLM]
+
+
+@pytest.mark.parametrize("cls", _fusion_classes(), ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    ("typo", "suggestion"),
+    [("mdoe", "mode"), ("debate_round", "debate_rounds"), ("judge_timout", "judge_timeout")],
+)
+def test_a_misspelt_setting_is_refused_with_the_closest_name(cls, typo, suggestion) -> None:
+    from langchain_fusion.testing import FakeChatModel, FakeJudge
+
+    with pytest.raises(ValidationError) as caught:
+        cls(pool=[FakeChatModel(model="a")], judge=FakeJudge(), **{typo: 2})
+    assert caught.value.error_count() == 1
+    error = caught.value.errors()[0]
+    assert error["loc"] == (typo,)
+    assert f"did you mean {suggestion!r}?" in error["msg"]
+
+
+def test_an_unknown_argument_is_named_but_its_value_never_shown() -> None:
+    from langchain_fusion import FusionChatModel
+    from langchain_fusion.testing import FakeChatModel, FakeJudge
+
+    secret = "sk-or-v1-0123456789abcdef0123456789abcdef"
+    with pytest.raises(ValidationError) as caught:
+        FusionChatModel(
+            pool=[FakeChatModel(model="a")], judge=FakeJudge(), api_kye=secret, colour="red"
+        )
+    assert [e["loc"] for e in caught.value.errors()] == [("api_kye",), ("colour",)]
+    assert "did you mean 'api_key'?" in str(caught.value)
+    assert "remove it" in str(caught.value)  # no close name for "colour"
+    for text in (str(caught.value), repr(caught.value), caught.value.json()):
+        assert secret[-11:] not in text
+
+
+def test_stop_given_at_construction_reaches_best_of_members_and_a_call_replaces_it() -> None:
+    from langchain_fusion import FusionChatModel
+    from langchain_fusion.testing import FakeChatModel, FakeJudge
+
+    pool = [
+        FakeChatModel(model="a", responses=["Paris. Then more."]),
+        FakeChatModel(model="b", responses=["Lyon. Then more."]),
+    ]
+    fusion = FusionChatModel(
+        pool=pool, judge=FakeJudge(prefer="Paris"), mode="best_of", stop=[" Then"]
+    )
+    assert fusion.invoke("Capital?").text == "Paris."
+    assert fusion.invoke("Capital?", stop=["."]).text == "Paris"
+    assert fusion._get_ls_params()["ls_stop"] == [" Then"]
+
+
+def test_streaming_true_makes_invoke_stream_its_tokens_to_callbacks() -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    from langchain_fusion import FusionChatModel
+    from langchain_fusion.testing import FakeChatModel, FakeJudge
+
+    class Tokens(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.tokens: list[str] = []
+
+        def on_llm_new_token(self, token: str, **kwargs: object) -> None:
+            self.tokens.append(token)
+
+    pool = [FakeChatModel(model=n, responses=[f"Answer {n} in words."]) for n in "ab"]
+    for streaming in (False, True):
+        handler = Tokens()
+        fusion = FusionChatModel(pool=pool, judge=FakeJudge(), mode="best_of", streaming=streaming)
+        message = fusion.invoke("Question?", config={"callbacks": [handler]})
+        assert ("".join(handler.tokens) == message.text) is streaming
