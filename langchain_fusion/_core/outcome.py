@@ -29,6 +29,8 @@ class Outcome:
         structured: The parsed object of a structured-output judge call.
         abandoned: The call was given up while its request was still running and could not
             be interrupted (sync fusions): the provider may bill tokens this report lacks.
+        usage_unknown: The call's usage may be missing: it was given up after its request
+            went out (timeout, quorum, deadline), when the provider may have billed it.
         exception: The exception raised, kept for `raise ... from`.
     """
 
@@ -43,6 +45,7 @@ class Outcome:
     step: str = "answer"
     structured: object | None = None
     abandoned: bool = False
+    usage_unknown: bool = False
     exception: BaseException | None = field(default=None, repr=False)
 
     @property

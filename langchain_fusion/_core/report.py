@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_fusion._core.outcome import Outcome
-from langchain_fusion._core.usage import Ledger, message_cost, message_usage, sum_cost, sum_usage
+from langchain_fusion._core.usage import (
+    Ledger,
+    message_cost,
+    message_usage,
+    sum_cost,
+    sum_usage,
+    usage_unknown,
+)
 
 
 def _calls_summary(outcomes: Sequence[Outcome]) -> dict[str, Any]:
@@ -24,6 +31,7 @@ def _calls_summary(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     return {
         **({"hedge": hedged[-1]} if hedged else {}),
         **({"abandoned": True} if any(o.abandoned for o in outcomes) else {}),
+        **({"usage_unknown": True} if any(usage_unknown(o) for o in outcomes) else {}),
         "status": last.status if last else "skipped",
         "calls": len(outcomes),
         "latency_s": round(sum(o.latency_s for o in outcomes), 6),

@@ -36,6 +36,21 @@ def message_cost(message: AIMessage | None) -> float | None:
     return None
 
 
+def usage_unknown(outcome: Outcome) -> bool:
+    """Whether the call may have cost tokens its outcome does not show.
+
+    It was given up after its request went out, it succeeded without reporting usage, or
+    it was hedged and the losing copy was cut off (its tokens are nowhere).
+    """
+    message = outcome.message
+    return (
+        outcome.usage_unknown
+        or outcome.abandoned
+        or (outcome.ok and message_usage(message) is None)
+        or (message is not None and bool(message.response_metadata.get("hedge_usage_unknown")))
+    )
+
+
 def sum_usage(usages: Iterable[UsageMetadata | None]) -> UsageMetadata:
     """Sum usage dicts (input, output, total and their details) with LangChain's `add_usage`."""
     total: UsageMetadata = dict(_EMPTY)  # type: ignore[assignment]
@@ -78,10 +93,10 @@ class Ledger:
     def cost_complete(self) -> bool:
         """Whether the cost is known in full.
 
-        Every call that reported usage also reported its cost, and no call was abandoned
-        while its request ran on (its tokens are unknown).
+        Every call that reported usage also reported its cost, and no call's usage is
+        unknown (see `usage_unknown`).
         """
-        return not any(o.abandoned for o in self.outcomes) and all(
+        return not any(usage_unknown(o) for o in self.outcomes) and all(
             message_cost(o.message) is not None for o in self.outcomes if message_usage(o.message)
         )
 

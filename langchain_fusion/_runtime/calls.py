@@ -180,7 +180,9 @@ def stream_outcome(
 def error_outcome(call: Call, exc: BaseException, started: float) -> Outcome:
     """The outcome of a call that raised `exc`."""
     if isinstance(exc, TimeoutError):
-        return failed(call, "timeout", "timed out", started, exc)
+        outcome = failed(call, "timeout", "timed out", started, exc)
+        outcome.usage_unknown = True  # cut off mid-request: it may have been billed
+        return outcome
     return failed(call, "error", describe_error(exc), started, exc)
 
 
@@ -234,6 +236,7 @@ class FanOutState:
                     self.calls[index], "timeout", f"no answer within {timeout:g}s", start
                 )
                 outcome.abandoned = self.uninterruptible
+                outcome.usage_unknown = True
                 self.finish(index, outcome)
                 expired.append(index)
         return expired
@@ -280,6 +283,7 @@ class FanOutState:
             else:
                 outcome = failed(call, "cancelled", "cancelled before it started", None)
             outcome.abandoned = self.uninterruptible and index in self.started
+            outcome.usage_unknown = index in self.started
             self.results[index] = outcome
         return left
 

@@ -64,6 +64,14 @@ class _Race:
         return "chunk", item
 
 
+def _last_chunk(race: _Race) -> ChatGenerationChunk:
+    """Which copy won; when both ran, the loser's tokens are not in the answer's usage."""
+    meta: dict[str, Any] = {"hedge": race.winner}
+    if BACKUP in race.started:
+        meta["hedge_usage_unknown"] = True
+    return ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata=meta))
+
+
 def _mark(chunk: Any) -> ChatGenerationChunk:
     message = as_chunk(chunk) or AIMessageChunk(content=str(chunk))
     return ChatGenerationChunk(message=message)
@@ -160,9 +168,7 @@ class HedgedChatModel(BaseChatModel):
                     break
                 elif kind == "raise":
                     raise value
-            yield ChatGenerationChunk(
-                message=AIMessageChunk(content="", response_metadata={"hedge": race.winner})
-            )
+            yield _last_chunk(race)
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -225,9 +231,7 @@ class HedgedChatModel(BaseChatModel):
                     break
                 elif kind == "raise":
                     raise value
-            yield ChatGenerationChunk(
-                message=AIMessageChunk(content="", response_metadata={"hedge": race.winner})
-            )
+            yield _last_chunk(race)
         finally:
             abandoned.update(race.started)
 

@@ -146,7 +146,7 @@ def assert_matches_stats(
     usage: Any,
     sim: Simulator,
     cost_dropped: frozenset[str] = frozenset(),
-    abandoned: bool = False,
+    given_up: bool = False,
 ) -> None:
     """The report's per-model calls, tokens and cost, and the message's usage, are what the
     simulator says it served and billed.
@@ -157,8 +157,9 @@ def assert_matches_stats(
         sim: The simulator.
         cost_dropped: Models with a call whose cost the client did not keep: their cost is
             checked to be known for fewer calls than served (see the callers).
-        abandoned: A sync fusion gave up a call whose request ran on: the report cannot
-            know what it cost, and says its cost is incomplete.
+        given_up: The fusion gave up a call after its request went out (a timeout, a
+            quorum's straggler): the report cannot know what the provider billed for it,
+            and says its cost is incomplete.
     """
     stats = sim.stats()
     served = {name: row for name, row in stats.models.items() if row.requests}
@@ -186,6 +187,6 @@ def assert_matches_stats(
         assert usage["total_tokens"] == stats.totals.total_tokens
     if not cost_dropped and stats.totals.cost:
         assert report["cost_usd"] == pytest.approx(stats.totals.cost, rel=1e-9, abs=1e-12)
-        assert report["cost_complete"] is not abandoned
-    elif cost_dropped or abandoned:
+        assert report["cost_complete"] is not given_up
+    elif cost_dropped or given_up:
         assert report["cost_complete"] is False

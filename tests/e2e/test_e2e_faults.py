@@ -142,7 +142,7 @@ async def test_one_failing_member_is_reported_and_the_fusion_answers(
         assert sim.stats().models[name].in_flight == 0
     sync_hang = fault == "hang" and entry == "invoke"
     assert failed.get("abandoned", False) is sync_hang
-    assert_matches_stats(report, msg.usage_metadata, sim, abandoned=sync_hang)
+    assert_matches_stats(report, msg.usage_metadata, sim, given_up=fault == "hang")
 
 
 # Each mode through another entry point.

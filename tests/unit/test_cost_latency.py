@@ -273,6 +273,9 @@ async def test_a_late_member_is_hedged_by_its_backup_and_cancelled():
     candidate = report(message)["candidates"][0]
     assert candidate["hedge"] == "backup"
     assert slow.cancelled == 1
+    # The cancelled copy's tokens are nowhere: the report does not claim a complete cost.
+    assert candidate["usage_unknown"] is True
+    assert report(message)["cost_complete"] is False
 
 
 def test_a_hedge_is_not_started_when_the_member_is_on_time_sync():
@@ -346,3 +349,4 @@ async def test_a_member_that_does_not_stream_can_be_hedged(entry):
         message = await fusion.ainvoke("Capital of France?")
     assert message.text == "Primary Paris."
     assert report(message)["candidates"][0]["hedge"] == "primary"
+    assert "usage_unknown" not in report(message)["candidates"][0]  # no backup started

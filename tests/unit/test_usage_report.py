@@ -170,6 +170,49 @@ def test_ledger_cost_incomplete() -> None:
     assert ledger.cost_complete() is False
 
 
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        # succeeded without reporting usage (a client that drops it)
+        Outcome("m3", "gpt", "member", "ok", AIMessage("An answer.")),
+        # given up after its request went out: the provider may have billed it
+        Outcome("m3", "gpt", "member", "timeout", error="timed out", usage_unknown=True),
+        Outcome("m3", "gpt", "member", "cancelled", usage_unknown=True),
+        # hedged, and the losing copy was cut off with its tokens
+        Outcome(
+            "m3",
+            "gpt",
+            "member",
+            "ok",
+            AIMessage(
+                "An answer.",
+                usage_metadata={"input_tokens": 1, "output_tokens": 1, "total_tokens": 2},
+                response_metadata={"cost": 0.001, "hedge_usage_unknown": True},
+            ),
+        ),
+    ],
+    ids=["ok-without-usage", "timeout", "cancelled", "hedge-loser"],
+)
+def test_a_call_of_unknown_usage_makes_the_cost_incomplete(outcome: Outcome) -> None:
+    ledger = _ledger()
+    ledger.record(outcome)
+    assert ledger.cost_complete() is False
+    summary = build_report(
+        mode="best_of",
+        members=[("m3", "gpt")],
+        judge_model="judge",
+        ledger=ledger,
+        total_s=1.0,
+    )["candidates"][0]
+    assert summary["usage_unknown"] is True
+
+
+def test_a_call_cancelled_before_it_started_leaves_the_cost_complete() -> None:
+    ledger = _ledger()
+    ledger.record(Outcome("m3", "gpt", "member", "cancelled", error="cancelled before it started"))
+    assert ledger.cost_complete() is True
+
+
 def test_ledger_without_costs() -> None:
     ledger = Ledger()
     ledger.record(Outcome("m1", "x", "member", "ok", _msg(1, 2)))
