@@ -32,12 +32,10 @@ from langchain_fusion._runtime.calls import (
     runnable_for,
     stream_outcome,
 )
+from langchain_fusion._runtime.cancel import cancel_and_wait
 from langchain_fusion._runtime.steps import Call, Deadline, FanOut, FusionResult
 
 Plan = Generator[Call | FanOut, Any, FusionResult]
-
-# How long cancelled member tasks get to unwind (close their connections) before we move on.
-CANCEL_WAIT_S = 1.0
 
 
 def tail(result: FusionResult, sent_any: bool) -> list[AIMessageChunk]:
@@ -117,11 +115,7 @@ class AsyncDriver:
                         state.finish(index, task.result())
         finally:
             state.abandon()
-            stragglers = [t for t in tasks.values() if not t.done()]
-            for task in stragglers:
-                task.cancel()
-            if stragglers:
-                await asyncio.wait(stragglers, timeout=CANCEL_WAIT_S)
+            await cancel_and_wait(tasks.values())
         return state.outcomes()
 
     async def call(self, call: Call) -> Outcome:

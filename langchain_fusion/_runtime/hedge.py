@@ -9,7 +9,6 @@ at its next chunk (sync). The answer's `response_metadata["hedge"]` says which c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -24,6 +23,7 @@ from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field
 
 from langchain_fusion._runtime.calls import as_chunk
+from langchain_fusion._runtime.cancel import cancel_and_wait
 
 _DONE = object()
 PRIMARY, BACKUP = "primary", "backup"
@@ -170,10 +170,7 @@ class HedgedChatModel(BaseChatModel):
                     raise value
             yield _last_chunk(race)
         finally:
-            for task in tasks.values():
-                task.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await cancel_and_wait(tasks.values())
 
     async def _agenerate(
         self,

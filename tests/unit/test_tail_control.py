@@ -234,3 +234,35 @@ async def test_member_timeout_starts_when_the_call_starts_not_when_queued(entry)
         message = fusion.invoke(QUESTION) if entry == "invoke" else await fusion.ainvoke(QUESTION)
     assert clock.elapsed >= 0.44
     assert set(statuses(message).values()) == {"ok"}
+
+
+class SwallowsOneCancel(FakeChatModel):
+    """A straggler that loses its first cancellation, as Python 3.11's `asyncio.wait_for`
+    does when a streamed chunk lands together with it (langchain-openai reads every chunk
+    of a streaming call under `wait_for`)."""
+
+    async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):
+        import asyncio
+
+        try:
+            await asyncio.sleep(5.0)
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # dropped, as wait_for drops it
+        await asyncio.sleep(5.0)  # ...and it reads on
+        return await super()._agenerate(messages, stop, run_manager, **kwargs)
+
+
+async def test_a_straggler_that_loses_its_cancellation_is_cancelled_again():
+    import asyncio
+
+    straggler = SwallowsOneCancel(model="m2", responses=["Late."])
+    members = [*pool(0.05, 0.05), straggler]
+    fusion = FusionChatModel(pool=members, judge=FakeJudge(), mode="best_of", quorum=2)
+    before = set(asyncio.all_tasks())
+    with Clock() as clock:
+        message = await fusion.ainvoke(QUESTION)
+    assert statuses(message)["m2"] == "cancelled"
+    # Without a second cancellation the fan-out gives up on the task after 1 s and leaves it
+    # running; cancelled again, it ends at once.
+    assert clock.elapsed < 0.9
+    assert [t for t in asyncio.all_tasks() - before if not t.done()] == []
