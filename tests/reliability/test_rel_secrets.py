@@ -5,8 +5,9 @@ Four keys, each given once: to a `ChatOpenAI` member, to a `ChatOpenRouter` memb
 SDK client), to the `ChatOpenAI` judge, and to the fusion itself for its OpenRouter slug
 members (resolved to `ChatOpenAICompatible`). Fusions answer, fail (every member erroring,
 the judge failing with `on_judge_failure="raise"`) and are misconfigured, through every
-entry point, with logging captured at DEBUG and a tracer collecting every run; then every
-text produced is searched for every key.
+entry point, with logging captured at DEBUG and a tracer collecting every run (also
+LangSmith's own tracer, and the slugs' key read from the environment); then every text
+produced is searched for every key.
 """
 
 from __future__ import annotations
@@ -209,3 +210,64 @@ def test_the_check_finds_a_key() -> None:
     assert texts.leaks() == ["judge key in somewhere"] + [
         f"slugs key in error: {part}" for part in ("str", "repr", "traceback")
     ]
+
+
+def recording_langsmith_client() -> Any:
+    """A LangSmith client that records what it would send instead of sending it."""
+    from langsmith import Client
+
+    class RecordingClient(Client):
+        def __init__(self) -> None:
+            super().__init__(
+                api_url="http://127.0.0.1:9", api_key="lsv2-test", auto_batch_tracing=False
+            )
+            self.sent: list[str] = []
+
+        def create_run(self, *args: Any, **kwargs: Any) -> None:
+            self.sent.append(json.dumps({"args": args, **kwargs}, default=str))
+
+        def update_run(self, *args: Any, **kwargs: Any) -> None:
+            self.sent.append(json.dumps({"args": args, **kwargs}, default=str))
+
+    return RecordingClient()
+
+
+@pytest.mark.parametrize("entry", ["invoke", "astream"])
+async def test_no_key_shows_in_langsmith_traces_nor_from_the_environment(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    """LangSmith's own tracer (its client recording instead of posting), with the slugs'
+    key taken from `OPENROUTER_API_KEY` rather than given."""
+    from langchain_core.tracers.langchain import LangChainTracer, wait_for_all_tracers
+
+    monkeypatch.setenv("OPENROUTER_API_KEY", KEYS["slugs"])
+    client = recording_langsmith_client()
+    tracer = LangChainTracer(client=client, project_name="llm-fusion-secrets")
+    fusion = FusionChatModel(
+        pool=members(sim),
+        judge=openai_chat(sim, "rel/judge", api_key=KEYS["judge"]),
+        base_url=sim.openrouter_base_url,
+        mode="merge",
+        seed=2,
+    )
+    assert fusion.api_key is not None
+    assert fusion.api_key.get_secret_value() == KEYS["slugs"]  # from the environment
+    texts = Texts()
+    describe(texts, "env-key fusion", fusion)
+
+    msg = await call(entry, fusion.with_config(callbacks=[tracer]))
+    wait_for_all_tracers()
+    texts.add("message", msg)
+
+    with pytest.raises(FusionError) as caught:
+        await call(entry, fusion_of(sim, failing=True).with_config(callbacks=[tracer]))
+    texts.add_error("not enough answers", caught.value)
+    with pytest.raises(ValidationError) as invalid:  # a misspelt key argument
+        FusionChatModel(pool=members(sim), judge="rel/judge", api_kye=KEYS["slugs"])
+    texts.add_error("misspelt api_key", invalid.value)
+    wait_for_all_tracers()
+
+    assert any('"fusion:member:' in sent for sent in client.sent), "no member run sent"
+    assert any(PROMPT in sent for sent in client.sent), "no inputs sent"
+    texts.items += [("LangSmith payload", sent) for sent in client.sent]
+    assert texts.leaks() == []
