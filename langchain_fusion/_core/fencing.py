@@ -7,7 +7,6 @@ cannot know, so no candidate can close its own fence or pose as another.
 
 from __future__ import annotations
 
-import functools
 import json
 import random
 import re
@@ -17,20 +16,13 @@ from dataclasses import dataclass
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-_BEGIN_LINE_RE = re.compile(r"^=+ BEGIN CANDIDATE [A-Z]+ \[nonce:[0-9a-f]+\] =+$", re.MULTILINE)
+_BEGIN_RE = re.compile(
+    r"^=+ BEGIN CANDIDATE (?P<label>[A-Z]+) \[nonce:(?P<nonce>[0-9a-f]+)\] =+$", re.MULTILINE
+)
+_END_RE = re.compile(
+    r"^=+ END CANDIDATE (?P<label>[A-Z]+) \[nonce:(?P<nonce>[0-9a-f]+)\] =+$", re.MULTILINE
+)
 _STATED_NONCE_RE = re.compile(r"nonce ([0-9a-f]{8,})\b")
-_SEEN_NONCE_RE = re.compile(r"\[nonce:([0-9a-f]+)\] =+")
-
-
-@functools.lru_cache(maxsize=64)
-def _fence_re(nonce: str) -> re.Pattern[str]:
-    """BEGIN/END pairs of one nonce only: fences of other nonces are text like any other."""
-    return re.compile(
-        rf"^=+ BEGIN CANDIDATE (?P<label>[A-Z]+) \[nonce:{nonce}\] =+\n"
-        r"(?P<body>.*?)\n"
-        rf"=+ END CANDIDATE (?P=label) \[nonce:{nonce}\] =+$",
-        re.DOTALL | re.MULTILINE,
-    )
 
 
 @dataclass(frozen=True)
@@ -94,21 +86,47 @@ def fence(candidates: Sequence[Candidate], nonce: str) -> str:
     return "\n\n".join(blocks)
 
 
-def _real_fences(text: str) -> list[re.Match[str]]:
-    """The fences of the nonce the instructions state, one per label, in order."""
+def _fences_of(text: str, nonce: str) -> list[tuple[str, int, int, int]]:
+    """`(label, body start, body end, fence end)` of each fence of `nonce`, first per label.
+
+    A fence runs from its BEGIN line to the first END line of the same label and nonce
+    after it; fences of other nonces are text like any other. Scanning resumes after each
+    fence, so a BEGIN line inside a fence's body is body.
+    """
+    found: dict[str, tuple[str, int, int, int]] = {}
+    position = 0
+    while (begin := _BEGIN_RE.search(text, position)) is not None:
+        position = begin.end()
+        if begin.group("nonce") != nonce:
+            continue
+        label = begin.group("label")
+        body_start = begin.end() + 1
+        for end in _END_RE.finditer(text, body_start):
+            # The body is the lines in between: at least an empty line.
+            same = (end.group("label"), end.group("nonce")) == (label, nonce)
+            if same and end.start() - 1 >= body_start:
+                found.setdefault(label, (label, body_start, end.start() - 1, end.end()))
+                position = end.end()
+                break
+    return list(found.values())
+
+
+def _real_fences(text: str) -> list[tuple[str, int, int, int]]:
+    """The fences of the nonce the instructions state."""
     # Instructions state the nonce before the candidates; a nonce stated later (inside a
     # candidate, beside a forged fence) is candidate text. A conversation is written before
     # the call draws its nonce, so whatever it states or forges is another nonce.
-    first_fence = _BEGIN_LINE_RE.search(text)
+    first_fence = _BEGIN_RE.search(text)
     head = text[: first_fence.start()] if first_fence else text
     stated = _STATED_NONCE_RE.search(head)
-    nonces = [stated.group(1)] if stated else list(dict.fromkeys(_SEEN_NONCE_RE.findall(text)))
+    if stated:
+        nonces = [stated.group(1)]
+    else:
+        nonces = list(dict.fromkeys(m.group("nonce") for m in _BEGIN_RE.finditer(text)))
     for nonce in nonces:
-        found: dict[str, re.Match[str]] = {}
-        for match in _fence_re(nonce).finditer(text):
-            found.setdefault(match.group("label"), match)
-        if found:
-            return list(found.values())
+        fences = _fences_of(text, nonce)
+        if fences:
+            return fences
     return []
 
 
@@ -121,10 +139,10 @@ def extract_candidates(text: str) -> dict[str, str]:
     END lines carry the same label and that nonce count, so forged fences in the
     conversation or in a candidate are candidate text.
     """
-    return {match.group("label"): match.group("body") for match in _real_fences(text)}
+    return {label: text[start:stop] for label, start, stop, _ in _real_fences(text)}
 
 
 def after_candidates(text: str) -> str:
     """The part of a prompt after its last real fence (its task), or all of it if none."""
     fences = _real_fences(text)
-    return text[max(match.end() for match in fences) :] if fences else text
+    return text[max(fence_end for *_, fence_end in fences) :] if fences else text

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import os
 import threading
@@ -122,3 +123,45 @@ async def test_sequential_fusions_over_http_keep_fds_and_threads_flat(sim: Simul
     assert after["tasks"] <= before["tasks"], (before, after)
     assert sim.stats().totals.in_flight == 0
     assert PROMPT  # the prompt every scripted answer matches
+
+
+def fusion_objects() -> collections.Counter[str]:
+    """Live objects of the types a fusion makes per call: its own, LangChain's messages and
+    outputs, httpx's requests and responses."""
+    gc.collect()
+    prefixes = ("langchain_fusion", "langchain_core.messages", "langchain_core.outputs", "httpx")
+    kinds = (f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+    return collections.Counter(kind for kind in kinds if kind.startswith(prefixes))
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.usefixtures("warm_async")
+async def test_fusions_over_http_hold_on_to_nothing(sim: Simulator) -> None:
+    """Over HTTP through the slug members (`ChatOpenAICompatible`, the cheapest client per
+    call). All live objects are no measure here: the simulator shares the process and its
+    server and the connection pools keep a slowly churning set of connections (about 30
+    transports after 500 fusions, then flat); the fusion's own kinds of object must not grow
+    at all."""
+    fusions = {
+        mode: FusionChatModel(
+            pool=["rel/ada", "rel/bob", "rel/cy"],
+            judge="rel/judge",
+            api_key="sk-test",
+            base_url=sim.openrouter_base_url,
+            mode=mode,
+            seed=1,
+            debate_rounds=1,
+        )
+        for mode in MODES
+    }
+    await run_fusions(fusions, 48)  # warm-up: pools, caches, executor threads
+    before, counted = snapshot(), fusion_objects()
+
+    await run_fusions(fusions, 120, offset=48)
+
+    after = snapshot()
+    grown = fusion_objects() - counted  # keeps only the kinds that grew
+    assert not grown, grown
+    assert after["tasks"] <= before["tasks"], (before, after)
+    assert after["rss_kib"] - before["rss_kib"] < 8 * 1024, (before, after)
+    assert sim.stats().totals.in_flight == 0
