@@ -84,7 +84,7 @@ def openrouter_chat(sim: Simulator, model: str, api_key: str = "sk-test", **kwar
     )
 
 
-def chat(sim: Simulator, client: str, model: str, **kwargs: Any) -> Any:
+def chat(sim: Simulator, client: str, model: str, /, **kwargs: Any) -> Any:
     """A chat model of `client` (`"openai"` or `"openrouter"`) for simulated `model`."""
     if client == "openai":
         return openai_chat(sim, model, **kwargs)
@@ -134,6 +134,7 @@ def assert_usage_matches(
     *,
     cost_known: frozenset[str] | None = None,
     usage: dict[str, Any] | None = None,
+    retried: dict[str, int] | None = None,
 ) -> None:
     """The reports' per-model calls and tokens, summed, are what the simulator served.
 
@@ -145,6 +146,8 @@ def assert_usage_matches(
             cost must equal the simulator's. Others' known cost may only be lower
             (`ChatOpenAI` drops OpenRouter's `usage.cost` when streaming). None: all.
         usage: The fused message's `usage_metadata`, when there is one (single report).
+        retried: Per model, the failed requests that a client retried within a call: the
+            simulator counts them as requests (billing nothing), the report as one call.
     """
     stats = sim.stats()
     served = {name: row for name, row in stats.models.items() if row.requests}
@@ -160,7 +163,7 @@ def assert_usage_matches(
     assert set(totals) == set(served)
     for name, row in totals.items():
         billed = served[name]
-        assert row["calls"] == billed.requests, name
+        assert row["calls"] == billed.requests - (retried or {}).get(name, 0), name
         assert (row["input_tokens"], row["output_tokens"]) == (
             billed.prompt_tokens,
             billed.completion_tokens,

@@ -26,7 +26,7 @@ from matrix import (
     doc_table,
     markdown_table,
 )
-from rel_helpers import ANSWERS, assert_usage_matches, call, chat, wait_for
+from rel_helpers import ANSWERS, assert_usage_matches, call, chat, openrouter_sdk, wait_for
 
 from langchain_fusion import FusionChatModel, JudgeError, NotEnoughAnswersError
 from langchain_fusion.sim import Simulator
@@ -35,10 +35,25 @@ pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("warm_async")]
 
 MEMBERS = ("ada", "bob", "cy")
 
+#: Seconds after which the failing client itself gives up a hung request in a sync fusion:
+#: the sync driver cannot interrupt a call's thread, it abandons it (see test_rel_retries.py).
+SYNC_HANG_CLIENT_TIMEOUT = 1.0
 
-def build(sim: Simulator, case: Case) -> tuple[FusionChatModel, str, int]:
-    """The fusion of `case`, the simulated model that fails, and how many calls it gets."""
+
+def build(sim: Simulator, case: Case, sync: bool = False) -> tuple[FusionChatModel, str, int]:
+    """The fusion of `case`, the simulated model that fails, and how many calls it gets.
+
+    `sync`: the fusion runs through `invoke`/`stream`; a hanging participant's client then
+    has its own short timeout, which ends the request its abandoned thread still holds.
+    """
     kw: dict[str, Any] = {"streaming": case.streaming}
+    own: dict[str, Any] = {}
+    if sync and case.fault == "hang":
+        own = (
+            {"timeout": SYNC_HANG_CLIENT_TIMEOUT}
+            if case.client == "openai"
+            else {"client": openrouter_sdk(sim, timeout_ms=int(SYNC_HANG_CLIENT_TIMEOUT * 1000))}
+        )
     healthy = {name: chat(sim, "openai", f"rel/{name}", **kw) for name in MEMBERS}
     # The judge keeps its client's default: its answer streams when the fusion streams, its
     # structured calls (verdict, comparison) do not. (With `streaming=True` ChatOpenAI's
@@ -49,7 +64,7 @@ def build(sim: Simulator, case: Case) -> tuple[FusionChatModel, str, int]:
     if case.target == "judge":
         prefix = "judge2" if case.mode == "merge/synthesis" else "judge"
         failing = f"rel/{prefix}-{case.fault}"
-        judge = chat(sim, case.client, failing)
+        judge = chat(sim, case.client, failing, **own)
         pool = healthy
         calls = 2 if case.mode == "merge/synthesis" else 1
         if case.timeout is not None:
@@ -58,10 +73,10 @@ def build(sim: Simulator, case: Case) -> tuple[FusionChatModel, str, int]:
         failing = f"rel/f-{case.fault}"
         if case.target == "one member":
             pool = {"ada": healthy["ada"], "bob": healthy["bob"]}
-            pool["bad"] = chat(sim, case.client, failing, **kw)
+            pool["bad"] = chat(sim, case.client, failing, **kw, **own)
             calls = 1
         else:
-            pool = {f"bad{i}": chat(sim, case.client, failing, **kw) for i in range(3)}
+            pool = {f"bad{i}": chat(sim, case.client, failing, **kw, **own) for i in range(3)}
             calls = 3
         if case.timeout is not None:
             settings["member_timeout"] = case.timeout
@@ -85,8 +100,14 @@ def assert_error(case: Case, error: str | None) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 async def test_fault_matrix(sim: Simulator, case: Case) -> None:
-    fusion, failing, calls = build(sim, case)
-    entry = "astream" if case.streaming else "ainvoke"
+    await run_case(sim, case, "astream" if case.streaming else "ainvoke")
+
+
+async def run_case(sim: Simulator, case: Case, entry: str) -> None:
+    """Run `case` through `entry` (`ainvoke`, `astream`, or sync `invoke`, `stream`) and
+    check everything the matrix asserts (the sync entries: test_rel_retries.py)."""
+    sync = entry in ("invoke", "stream")
+    fusion, failing, calls = build(sim, case, sync)
 
     started = time.monotonic()
     msg: Any = None
@@ -142,9 +163,13 @@ async def test_fault_matrix(sim: Simulator, case: Case) -> None:
         else:  # tokens of the judge's answer were sent: every member answer is kept
             assert isinstance(error, JudgeError)
             assert set(error.answers) == set(MEMBERS)
+    if sync and case.fault == "hang":  # a thread cannot be stopped: its call is abandoned
+        hung = [report["judge"]] if case.target == "judge" else report["candidates"]
+        hung = [c for c in hung if c["status"] == "timeout"]
+        assert hung and all(c.get("abandoned") is True for c in hung), hung
 
     # What the simulator saw: no retries, the fault injected, hung requests closed by the
-    # fusion (abandoned) rather than by the simulator's 5 s hang.
+    # fusion (sync: by the client's own timeout) rather than by the simulator's 5 s hang.
     await wait_for(lambda: sim.stats().totals.in_flight == 0, timeout=3.0)
     row = sim.stats().models[failing]
     assert row.requests == calls
