@@ -9,6 +9,7 @@ variants), and reports usage as `usage_metadata` and the provider's cost, if any
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, cast
@@ -29,6 +30,7 @@ from llama_index.core.callbacks.base_handler import BaseCallbackHandler as LIHan
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from pydantic import ConfigDict, Field
 
+from langchain_fusion._runtime.cancel import cancel_and_wait
 from langchain_fusion._runtime.members import unwrap_chat_model
 from llamaindex_fusion._messages import (
     dumps_args,
@@ -269,15 +271,24 @@ class LlamaIndexChatModel(BaseChatModel):
             stream = llm.stream_chat(history, **self._options(kwargs))
         responses: list[ChatResponse] = []
         sent = 0
-        for response in stream:
-            responses.append(response)
-            delta = _delta(response, sent)
-            if delta:
-                sent += len(delta)
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
-                if run_manager is not None:
-                    run_manager.on_llm_new_token(delta, chunk=chunk)
-                yield chunk
+        try:
+            for response in stream:
+                responses.append(response)
+                delta = _delta(response, sent)
+                if delta:
+                    sent += len(delta)
+                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
+                    if run_manager is not None:
+                        run_manager.on_llm_new_token(delta, chunk=chunk)
+                    yield chunk
+        finally:
+            # A sync LlamaIndex OpenAI stream closed early keeps its HTTP response open until
+            # the garbage collector runs (the openai stream sits in a reference cycle that
+            # LlamaIndex never closes: run-llama/llama_index#13503); async reads are
+            # cancelled instead (see `_astream`).
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
         if not responses:
             raise RuntimeError(f"{self.model_name}: the stream ended without any output")
         yield ChatGenerationChunk(message=self._final_chunk(self._message(llm, responses)))
@@ -292,23 +303,42 @@ class LlamaIndexChatModel(BaseChatModel):
         llm = self._target()
         history = to_llamaindex_messages(messages)
         tools, required = self._tools(kwargs)
-        if tools:
-            assert isinstance(llm, FunctionCallingLLM)
-            stream = await llm.astream_chat_with_tools(
-                tools,
-                chat_history=history,
-                allow_parallel_tool_calls=True,
-                tool_required=required,
-                **self._options(kwargs),
-            )
-        else:
-            stream = await llm.astream_chat(history, **self._options(kwargs))
+        items: asyncio.Queue[ChatResponse | BaseException | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            if tools:
+                assert isinstance(llm, FunctionCallingLLM)
+                stream = await llm.astream_chat_with_tools(
+                    tools,
+                    chat_history=history,
+                    allow_parallel_tool_calls=True,
+                    tool_required=required,
+                    **self._options(kwargs),
+                )
+            else:
+                stream = await llm.astream_chat(history, **self._options(kwargs))
+            async for response in stream:
+                await items.put(response)
+
+        async def pumped() -> None:
+            try:
+                await pump()
+                await items.put(None)
+            except Exception as exc:
+                await items.put(exc)
+
+        # LlamaIndex's OpenAI streams do not close their HTTP response when closed early
+        # (their generators never close the openai stream): reading the stream in a task,
+        # cancelled when the reader leaves, lets the cancellation close it inside httpx.
+        task = asyncio.create_task(pumped())
         responses: list[ChatResponse] = []
         sent = 0
         try:
-            async for response in stream:
-                responses.append(response)
-                delta = _delta(response, sent)
+            while (item := await items.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                responses.append(item)
+                delta = _delta(item, sent)
                 if delta:
                     sent += len(delta)
                     chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
@@ -316,9 +346,7 @@ class LlamaIndexChatModel(BaseChatModel):
                         await run_manager.on_llm_new_token(delta, chunk=chunk)
                     yield chunk
         finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await cancel_and_wait([task])
         if not responses:
             raise RuntimeError(f"{self.model_name}: the stream ended without any output")
         yield ChatGenerationChunk(message=self._final_chunk(self._message(llm, responses)))

@@ -31,6 +31,8 @@ class Outcome:
             be interrupted (sync fusions): the provider may bill tokens this report lacks.
         usage_unknown: The call's usage may be missing: it was given up after its request
             went out (timeout, quorum, deadline), when the provider may have billed it.
+        made: Whether the call was made; False when it was skipped, or cancelled or out of
+            time before it started. Only calls made count in the report's `calls`.
         exception: The exception raised, kept for `raise ... from`.
     """
 
@@ -46,6 +48,7 @@ class Outcome:
     structured: object | None = None
     abandoned: bool = False
     usage_unknown: bool = False
+    made: bool = True
     exception: BaseException | None = field(default=None, repr=False)
 
     @property

@@ -33,7 +33,7 @@ def _calls_summary(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         **({"abandoned": True} if any(o.abandoned for o in outcomes) else {}),
         **({"usage_unknown": True} if any(usage_unknown(o) for o in outcomes) else {}),
         "status": last.status if last else "skipped",
-        "calls": len(outcomes),
+        "calls": sum(1 for o in outcomes if o.made),
         "latency_s": round(sum(o.latency_s for o in outcomes), 6),
         "usage": dict(sum_usage(message_usage(o.message) for o in outcomes)),
         "cost_usd": sum_cost(message_cost(o.message) for o in outcomes),

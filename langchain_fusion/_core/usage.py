@@ -39,15 +39,13 @@ def message_cost(message: AIMessage | None) -> float | None:
 def usage_unknown(outcome: Outcome) -> bool:
     """Whether the call may have cost tokens its outcome does not show.
 
-    It was given up after its request went out, it succeeded without reporting usage, or
-    it was hedged and the losing copy was cut off (its tokens are nowhere).
+    It was given up after its request went out, or a hedge's losing copy was (both:
+    `Outcome.usage_unknown`), or it succeeded without reporting usage.
     """
-    message = outcome.message
     return (
         outcome.usage_unknown
         or outcome.abandoned
-        or (outcome.ok and message_usage(message) is None)
-        or (message is not None and bool(message.response_metadata.get("hedge_usage_unknown")))
+        or (outcome.ok and message_usage(outcome.message) is None)
     )
 
 
@@ -105,9 +103,11 @@ class Ledger:
         return [o for o in self.outcomes if o.name == name and o.role == role]
 
     def usage_by_model(self) -> dict[str, dict[str, Any]]:
-        """Usage, cost and call count per model identifier."""
+        """Usage, cost and call count per model identifier, of the calls made."""
         table: dict[str, dict[str, Any]] = {}
         for outcome in self.outcomes:
+            if not outcome.made:
+                continue
             row = table.setdefault(
                 outcome.model,
                 {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -80,9 +81,13 @@ def outcome_of(call: Call, value: Any, structured: bool, started: float) -> Outc
         value = value.get("raw")
     message = as_ai_message(value)
     error = finish_error(message)
+    # A hedged member: the copy that answered may be another model, and a loser that ran
+    # took tokens the answer's usage lacks (see `_runtime/hedge.py`).
+    meta = message.response_metadata
+    loser = meta.get("hedge_loser")
     return Outcome(
         name=call.member.name,
-        model=call.member.model,
+        model=meta.get("hedge_model") or call.member.model,
         role=call.role,
         status="error" if error else "ok",
         message=message,
@@ -91,6 +96,8 @@ def outcome_of(call: Call, value: Any, structured: bool, started: float) -> Outc
         round=call.round,
         step=call.step,
         structured=parsed,
+        abandoned=loser == "abandoned",
+        usage_unknown=loser is not None,
     )
 
 
@@ -114,7 +121,13 @@ def failed(
         round=call.round,
         step=call.step,
         exception=exc,
+        made=started is not None,
     )
+
+
+def too_late(call: Call) -> Outcome:
+    """The outcome of a call not made because the fusion's deadline had passed."""
+    return failed(call, "timeout", "fusion deadline reached before the call started", None)
 
 
 def as_chunk(item: Any) -> AIMessageChunk | None:
@@ -203,12 +216,21 @@ class FanOutState:
         self.grace_until: float | None = None
         #: Set by the sync driver: a started call it gives up on runs on in its thread.
         self.uninterruptible = False
+        self.over = False
+        # Worker threads start calls while the driver's thread may end the fan-out.
+        self._lock = threading.Lock()
 
-    def mark_started(self, index: int) -> float:
-        """Record that call `index` started (it may have waited for a concurrency slot)."""
-        now = time.monotonic()
-        self.started[index] = now
-        return now
+    def start(self, index: int) -> float | None:
+        """Record that call `index` starts now (it may have waited for a concurrency slot).
+
+        Returns None when it must not start: the fan-out is over or the deadline passed.
+        """
+        with self._lock:
+            if self.over or self.deadline.expired():
+                return None
+            now = time.monotonic()
+            self.started[index] = now
+            return now
 
     def finish(self, index: int, outcome: Outcome) -> None:
         """Record the outcome of call `index`."""
@@ -267,7 +289,12 @@ class FanOutState:
         return max(0.0, min(limits)) if limits else None
 
     def abandon(self) -> list[int]:
-        """Record the calls still running as `cancelled` (or `timeout` past the deadline)."""
+        """End the fan-out: no call starts after this.
+
+        Records the calls still pending as `cancelled` (or `timeout` past the deadline).
+        """
+        with self._lock:
+            self.over = True
         expired = self.deadline.expired()
         left = self.pending()
         for index in left:

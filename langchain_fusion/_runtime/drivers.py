@@ -31,6 +31,7 @@ from langchain_fusion._runtime.calls import (
     outcome_of,
     runnable_for,
     stream_outcome,
+    too_late,
 )
 from langchain_fusion._runtime.cancel import cancel_and_wait
 from langchain_fusion._runtime.steps import Call, Deadline, FanOut, FusionResult
@@ -81,7 +82,9 @@ class AsyncDriver:
         if self.semaphore is not None:
             await self.semaphore.acquire()
         try:
-            started = state.mark_started(index)
+            started = state.start(index)
+            if started is None:
+                return too_late(call)
             try:
                 runnable, structured = runnable_for(call)
                 value = await runnable.ainvoke(call.messages, self.config_for(call), **call.kwargs)
@@ -124,6 +127,9 @@ class AsyncDriver:
 
     async def stream_call(self, call: Call) -> AsyncIterator[AIMessageChunk | Outcome]:
         """Stream one call: yields cleaned chunks, then its `Outcome` (partial on failure)."""
+        if self.deadline.expired():
+            yield too_late(call)
+            return
         started = time.monotonic()
         limit = self.deadline.bound(call.timeout)
         expiry = None if limit is None else started + limit
@@ -212,7 +218,9 @@ class SyncDriver:
         self.max_concurrency = max_concurrency
 
     def _one(self, state: FanOutState, index: int, call: Call) -> Outcome:
-        started = state.mark_started(index)
+        started = state.start(index)
+        if started is None:
+            return too_late(call)
         try:
             runnable, structured = runnable_for(call)
             value = runnable.invoke(call.messages, self.config_for(call), **call.kwargs)
@@ -259,6 +267,9 @@ class SyncDriver:
 
         The timeout is checked between chunks: a sync stream cannot be interrupted mid-read.
         """
+        if self.deadline.expired():
+            yield too_late(call)
+            return
         started = time.monotonic()
         limit = self.deadline.bound(call.timeout)
         chunks: list[AIMessageChunk] = []

@@ -1,9 +1,11 @@
 """Hedged members: a backup copy starts when the first token is late; the loser is cancelled.
 
 `HedgedChatModel` wraps a member and its backup (another model, or the same one again). The
-primary starts at once; if it has produced no token after `after` seconds, the backup starts
-too. The first copy to produce a token answers, the other is cancelled (async) or abandoned
-at its next chunk (sync). The answer's `response_metadata["hedge"]` says which copy answered.
+primary starts at once; if it has produced no token after `after` seconds, or fails before
+its first token, the backup starts. The first copy to produce a token answers, the other is
+cancelled (async) or abandoned at its next chunk (sync). The answer's `response_metadata`
+says which copy answered (`hedge`), its model (`hedge_model`) and what became of a loser
+that ran (`hedge_loser`: `"cancelled"`, or `"abandoned"` when a sync thread runs on).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from langchain_fusion._runtime.calls import as_chunk
 from langchain_fusion._runtime.cancel import cancel_and_wait
 
 _DONE = object()
+_LATE = object()  # what the primary "yields" when its first token is late
 PRIMARY, BACKUP = "primary", "backup"
 
 
@@ -41,12 +44,16 @@ class _Race:
         self.failed: dict[str, BaseException] = {}
         self.started: set[str] = {PRIMARY}
 
-    def take(self, tag: str, item: Any) -> tuple[str, Any]:
+    def take(self, tag: str, item: object) -> tuple[str, Any]:
         """Classify one item from a copy.
 
-        Returns `("chunk", c)`, `("done", None)`, `("raise", e)`, or `("skip", None)` for the
-        loser's items and a copy's early failure.
+        Returns `("chunk", c)`, `("done", None)`, `("raise", e)`, `("backup", None)` when the
+        primary is late (`_LATE`) or failed before its first token and the backup is yet to
+        start, or
+        `("skip", None)` for the loser's items and a copy's early failure.
         """
+        if item is _LATE:
+            return "backup", None
         if self.winner is not None and tag != self.winner:
             return "skip", None
         if isinstance(item, BaseException):
@@ -54,6 +61,8 @@ class _Race:
                 self.failed[tag] = item
                 if self.started - set(self.failed):
                     return "skip", None
+                if BACKUP not in self.started:
+                    return "backup", None
             return "raise", item
         if item is _DONE:
             if self.winner is None:
@@ -64,11 +73,19 @@ class _Race:
         return "chunk", item
 
 
-def _last_chunk(race: _Race) -> ChatGenerationChunk:
-    """Which copy won; when both ran, the loser's tokens are not in the answer's usage."""
-    meta: dict[str, Any] = {"hedge": race.winner}
-    if BACKUP in race.started:
-        meta["hedge_usage_unknown"] = True
+def _last_chunk(
+    race: _Race, models: dict[str, str], running: set[str] | frozenset[str] = frozenset()
+) -> ChatGenerationChunk:
+    """The stream's last chunk: which copy won, its model, and what became of the loser.
+
+    A loser that ran took tokens the answer's usage lacks; `running` are the copies whose
+    request still runs (sync threads cannot be interrupted).
+    """
+    winner = race.winner or PRIMARY
+    meta: dict[str, Any] = {"hedge": winner, "hedge_model": models[winner]}
+    loser = BACKUP if winner == PRIMARY else PRIMARY
+    if loser in race.started and loser not in race.failed:
+        meta["hedge_loser"] = "abandoned" if loser in running else "cancelled"
     return ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata=meta))
 
 
@@ -90,6 +107,16 @@ class HedgedChatModel(BaseChatModel):
 
     after: float = Field(default=1.0, gt=0)
     """Seconds without a first token from the primary before the backup starts."""
+
+    primary_model: str = ""
+    """The primary's model identifier, for the usage report."""
+
+    backup_model: str = ""
+    """The backup's model identifier, for the usage report."""
+
+    @property
+    def _models(self) -> dict[str, str]:
+        return {PRIMARY: self.primary_model, BACKUP: self.backup_model}
 
     @property
     def _llm_type(self) -> str:
@@ -153,11 +180,13 @@ class HedgedChatModel(BaseChatModel):
                 try:
                     tag, item = await asyncio.wait_for(items.get(), wait)
                 except TimeoutError:
+                    tag, item = PRIMARY, _LATE
+                had_winner = race.winner is not None
+                kind, value = race.take(tag, item)
+                if kind == "backup":
                     race.started.add(BACKUP)
                     tasks[BACKUP] = asyncio.create_task(pump(BACKUP, self.backup))
                     continue
-                had_winner = race.winner is not None
-                kind, value = race.take(tag, item)
                 if not had_winner and race.winner is not None:
                     for other, task in tasks.items():
                         if other != race.winner:
@@ -168,7 +197,7 @@ class HedgedChatModel(BaseChatModel):
                     break
                 elif kind == "raise":
                     raise value
-            yield _last_chunk(race)
+            yield _last_chunk(race, self._models)
         finally:
             await cancel_and_wait(tasks.values())
 
@@ -194,6 +223,7 @@ class HedgedChatModel(BaseChatModel):
         items: queue.Queue[tuple[str, Any]] = queue.Queue()
         extra = {**kwargs, **({"stop": stop} if stop else {})}
         abandoned: set[str] = set()
+        running: set[str] = set()
 
         def pump(tag: str, runnable: Any) -> None:
             try:
@@ -206,9 +236,16 @@ class HedgedChatModel(BaseChatModel):
                 items.put((tag, _DONE))
             except Exception as exc:  # handed to the race, which decides
                 items.put((tag, exc))
+            finally:
+                running.discard(tag)
+
+        def start(tag: str, runnable: Any) -> None:
+            race.started.add(tag)
+            running.add(tag)
+            threading.Thread(target=pump, args=(tag, runnable), daemon=True).start()
 
         race = _Race()
-        threading.Thread(target=pump, args=(PRIMARY, self.primary), daemon=True).start()
+        start(PRIMARY, self.primary)
         deadline = self.after
         try:
             while True:
@@ -216,10 +253,11 @@ class HedgedChatModel(BaseChatModel):
                 try:
                     tag, item = items.get(timeout=wait)
                 except queue.Empty:
-                    race.started.add(BACKUP)
-                    threading.Thread(target=pump, args=(BACKUP, self.backup), daemon=True).start()
-                    continue
+                    tag, item = PRIMARY, _LATE
                 kind, value = race.take(tag, item)
+                if kind == "backup":
+                    start(BACKUP, self.backup)
+                    continue
                 if race.winner is not None:
                     abandoned.update(race.started - {race.winner})
                 if kind == "chunk":
@@ -228,7 +266,7 @@ class HedgedChatModel(BaseChatModel):
                     break
                 elif kind == "raise":
                     raise value
-            yield _last_chunk(race)
+            yield _last_chunk(race, self._models, running)
         finally:
             abandoned.update(race.started)
 

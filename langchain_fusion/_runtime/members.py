@@ -287,10 +287,13 @@ def with_hedges(members: Sequence[Member], hedges: Mapping[str, Any], after: flo
         if backup is None or backup is False:
             out.append(member)
             continue
+        copy = member if backup is True else as_member(backup, f"hedge[{member.name!r}]")
         hedged = HedgedChatModel(
             primary=member.runnable,
-            backup=member.runnable if backup is True else backup,
+            backup=copy.runnable,
             after=after,
+            primary_model=member.model,
+            backup_model=copy.model,
         )
         out.append(replace(member, runnable=hedged))
     return out

@@ -194,7 +194,7 @@ class FusionRun:
         by_name = {o.name: o for o in answers}
         outcomes = [
             by_name.get(m.name)
-            or Outcome(m.name, m.model, "member", "skipped", error=self.skipped[m.name])
+            or Outcome(m.name, m.model, "member", "skipped", error=self.skipped[m.name], made=False)
             for m in self.members
         ]
         self.ledger.extend(outcomes)

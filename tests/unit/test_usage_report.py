@@ -178,20 +178,10 @@ def test_ledger_cost_incomplete() -> None:
         # given up after its request went out: the provider may have billed it
         Outcome("m3", "gpt", "member", "timeout", error="timed out", usage_unknown=True),
         Outcome("m3", "gpt", "member", "cancelled", usage_unknown=True),
-        # hedged, and the losing copy was cut off with its tokens
-        Outcome(
-            "m3",
-            "gpt",
-            "member",
-            "ok",
-            AIMessage(
-                "An answer.",
-                usage_metadata={"input_tokens": 1, "output_tokens": 1, "total_tokens": 2},
-                response_metadata={"cost": 0.001, "hedge_usage_unknown": True},
-            ),
-        ),
+        # a sync call whose thread runs on
+        Outcome("m3", "gpt", "member", "cancelled", abandoned=True),
     ],
-    ids=["ok-without-usage", "timeout", "cancelled", "hedge-loser"],
+    ids=["ok-without-usage", "timeout", "cancelled", "abandoned"],
 )
 def test_a_call_of_unknown_usage_makes_the_cost_incomplete(outcome: Outcome) -> None:
     ledger = _ledger()
