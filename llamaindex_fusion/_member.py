@@ -148,6 +148,24 @@ class LlamaIndexChatModel(BaseChatModel):
         """The bound tools as LlamaIndex tools, and whether a tool call is required."""
         return [], False
 
+    def _call(self, llm: BaseLLM, method: str, messages: list[BaseMessage], kwargs: Any) -> Any:
+        """Call `llm.<method>` (`chat`, `achat`, `stream_chat`, `astream_chat`).
+
+        Its `_with_tools` twin when tools are bound; returns what the method returns.
+        """
+        history = to_llamaindex_messages(messages)
+        tools, required = self._tools(kwargs)
+        if not tools:
+            return getattr(llm, method)(history, **self._options(kwargs))
+        assert isinstance(llm, FunctionCallingLLM)
+        return getattr(llm, f"{method}_with_tools")(
+            tools,
+            chat_history=history,
+            allow_parallel_tool_calls=True,
+            tool_required=required,
+            **self._options(kwargs),
+        )
+
     @staticmethod
     def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
         """Call options LlamaIndex LLMs take as keyword arguments (`max_tokens`)."""
@@ -208,19 +226,7 @@ class LlamaIndexChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         llm = self._target()
-        history = to_llamaindex_messages(messages)
-        tools, required = self._tools(kwargs)
-        if tools:
-            assert isinstance(llm, FunctionCallingLLM)
-            response = llm.chat_with_tools(
-                tools,
-                chat_history=history,
-                allow_parallel_tool_calls=True,
-                tool_required=required,
-                **self._options(kwargs),
-            )
-        else:
-            response = llm.chat(history, **self._options(kwargs))
+        response = self._call(llm, "chat", messages, kwargs)
         message = self._message(llm, [response], stop)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -232,19 +238,7 @@ class LlamaIndexChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         llm = self._target()
-        history = to_llamaindex_messages(messages)
-        tools, required = self._tools(kwargs)
-        if tools:
-            assert isinstance(llm, FunctionCallingLLM)
-            response = await llm.achat_with_tools(
-                tools,
-                chat_history=history,
-                allow_parallel_tool_calls=True,
-                tool_required=required,
-                **self._options(kwargs),
-            )
-        else:
-            response = await llm.achat(history, **self._options(kwargs))
+        response = await self._call(llm, "achat", messages, kwargs)
         message = self._message(llm, [response], stop)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -256,19 +250,7 @@ class LlamaIndexChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         llm = self._target()
-        history = to_llamaindex_messages(messages)
-        tools, required = self._tools(kwargs)
-        if tools:
-            assert isinstance(llm, FunctionCallingLLM)
-            stream = llm.stream_chat_with_tools(
-                tools,
-                chat_history=history,
-                allow_parallel_tool_calls=True,
-                tool_required=required,
-                **self._options(kwargs),
-            )
-        else:
-            stream = llm.stream_chat(history, **self._options(kwargs))
+        stream = self._call(llm, "stream_chat", messages, kwargs)
         responses: list[ChatResponse] = []
         sent = 0
         try:
@@ -301,22 +283,10 @@ class LlamaIndexChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         llm = self._target()
-        history = to_llamaindex_messages(messages)
-        tools, required = self._tools(kwargs)
         items: asyncio.Queue[ChatResponse | BaseException | None] = asyncio.Queue()
 
         async def pump() -> None:
-            if tools:
-                assert isinstance(llm, FunctionCallingLLM)
-                stream = await llm.astream_chat_with_tools(
-                    tools,
-                    chat_history=history,
-                    allow_parallel_tool_calls=True,
-                    tool_required=required,
-                    **self._options(kwargs),
-                )
-            else:
-                stream = await llm.astream_chat(history, **self._options(kwargs))
+            stream = await self._call(llm, "astream_chat", messages, kwargs)
             async for response in stream:
                 await items.put(response)
 

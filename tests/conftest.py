@@ -13,6 +13,10 @@ import httpx
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 
+# The checks that test directories share live in helper modules, which pytest does not
+# rewrite by itself: have their failed asserts show their values, as in a test module.
+pytest.register_assert_rewrite("rel_helpers")
+
 #: A small PNG shipped with the examples, served instead of the standard suites' download.
 LOCAL_PNG = Path(__file__).resolve().parents[1] / "examples" / "sun.png"
 

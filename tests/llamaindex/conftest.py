@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from li_clients import openai_like_client
 from li_helpers import METHODS, SCENARIO, EventRecorder, Instrumentation
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
@@ -59,21 +60,11 @@ def openai_like(shared_sim: Simulator) -> Callable[[str], Any]:
 
     Clients are shared by the session (each builds its own HTTP clients, ~0.1 s).
     """
-    from llama_index.llms.openai_like import OpenAILike
 
     def make(model: str) -> Any:
         key = ("li", model)
         if key not in _CLIENTS:
-            _CLIENTS[key] = OpenAILike(
-                model=model,
-                api_base=shared_sim.openai_base_url,
-                api_key="sk-test-li",
-                is_chat_model=True,
-                is_function_calling_model=True,
-                context_window=32768,
-                max_retries=0,
-                timeout=10,
-            )
+            _CLIENTS[key] = openai_like_client(shared_sim.openai_base_url, model, "sk-test-li")
         return _CLIENTS[key]
 
     return make

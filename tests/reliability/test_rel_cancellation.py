@@ -29,10 +29,14 @@ from rel_helpers import (
     ANSWERS,
     CLIENTS,
     PROMPT,
+    PROMPTLY,
     TinyChat,
+    assert_cancelling_abandons_every_call,
+    assert_the_stalled_judge_was_left,
     chat,
     openai_chat,
     openrouter_chat,
+    relay_and_cancel,
     wait_for,
 )
 
@@ -42,8 +46,6 @@ from langchain_fusion.sim import Simulator
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("warm_async")]
 
 MODES = ("best_of", "merge", "debate", "vote")
-#: How soon the simulator must see a cancelled request go, in seconds.
-PROMPTLY = 1.0
 
 
 def fusion_of(sim: Simulator, client: str, mode: str, phase: str) -> tuple[FusionChatModel, str]:
@@ -57,17 +59,6 @@ def fusion_of(sim: Simulator, client: str, mode: str, phase: str) -> tuple[Fusio
     return FusionChatModel(pool=pool, judge=judge, mode=mode, seed=1, debate_rounds=1), slow
 
 
-def others(before: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
-    """Tasks started since `before` that are still pending (the test's own excluded)."""
-    current = asyncio.current_task()
-    return [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
 @pytest.mark.parametrize("phase", ["members", "judge"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("client", CLIENTS)
@@ -76,24 +67,7 @@ async def test_cancelling_a_fusion_cancels_every_call(
 ) -> None:
     fusion, slow = fusion_of(sim, client, mode, phase)
     expected = 3 if phase == "members" else 1
-    before = set(asyncio.all_tasks())
-
-    task = asyncio.create_task(fusion.ainvoke(PROMPT))
-    await wait_for(lambda: sim.stats().models[slow].in_flight == expected)
-    cancelled_at = time.monotonic()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-    await wait_for(lambda: sim.stats().models[slow].abandoned == expected, timeout=PROMPTLY)
-    assert time.monotonic() - cancelled_at < PROMPTLY
-    stats = sim.stats()
-    assert stats.totals.in_flight == 0
-    assert stats.models[slow].completed == 0
-    if phase == "judge":
-        assert stats.totals.completed == stats.totals.requests - 1  # the members answered
-    await settle()
-    assert others(before) == []
+    await assert_cancelling_abandons_every_call(sim, fusion.ainvoke(PROMPT), slow, expected, phase)
 
 
 STREAMED = ("merge", "debate")  # the modes whose judge answer streams
@@ -117,22 +91,7 @@ async def test_a_reader_that_goes_away_closes_the_judges_stream(
         left_at = time.monotonic()
         await stream.aclose()  # type: ignore[attr-defined]
     elif how == "cancel":  # e.g. a server relaying the stream to a client that disconnected
-        chunks: list[Any] = []
-
-        async def relay() -> None:
-            async for chunk in fusion.astream(PROMPT):
-                chunks.append(chunk)
-
-        task = asyncio.create_task(relay())
-        await wait_for(lambda: bool(chunks))
-        first = chunks[0]
-        # Cancelled while the stream stalls: a cancellation that lands together with a
-        # chunk can be lost (see test_a_cancellation_landing_with_a_chunk_is_not_lost).
-        await asyncio.sleep(0.1)
-        left_at = time.monotonic()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        first, left_at = await relay_and_cancel(fusion.astream(PROMPT))
     else:
 
         def read_one() -> tuple[Any, float]:
@@ -147,13 +106,7 @@ async def test_a_reader_that_goes_away_closes_the_judges_stream(
     assert str(first.content) and str(first.content) in ANSWERS["rel/bob"]
     await wait_for(lambda: sim.stats().models["rel/stall-judge"].abandoned == 1, timeout=PROMPTLY)
     assert time.monotonic() - left_at < PROMPTLY
-    stats = sim.stats()
-    assert stats.totals.in_flight == 0
-    judge_row = stats.models["rel/stall-judge"]
-    assert (judge_row.stream_requests, judge_row.faults) == (1, {"hang": 1})
-    assert judge_row.completed == (1 if mode == "merge" else 0)  # merge's comparison
-    await settle()
-    assert others(before) == []
+    await assert_the_stalled_judge_was_left(sim, "rel/stall-judge", mode, before)
 
 
 def small_pool_models(sim: Simulator, client: str, limits: httpx.Limits) -> Any:

@@ -173,14 +173,6 @@ async def test_a_primary_failing_after_its_backup_started_leaves_the_backup_to_a
     assert_tokens_billed(report_of(message), sim)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: a hedged member whose primary fails before `hedge_after` (a 429 or 5xx comes "
-        "back at once) is reported as failed; its backup is never started "
-        "(hedge._Race.take raises when no other copy has started)"
-    ),
-)
 async def test_a_primary_failing_fast_is_replaced_by_its_backup(sim: Simulator) -> None:
     fusion = hedged(sim, "rel/c-500-first")
     message = await fusion.ainvoke(PROMPT)
@@ -194,14 +186,6 @@ async def test_a_primary_failing_fast_is_replaced_by_its_backup(sim: Simulator) 
     assert_tokens_billed(report_of(message), sim)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: a hedge's backup of another model is reported under the primary's model: "
-        "usage_by_model gives the backup's tokens to the primary (Outcome.model is the "
-        "member's), and the backup's model, which the provider billed, is missing"
-    ),
-)
 async def test_a_backup_of_another_model_is_billed_to_that_model(sim: Simulator) -> None:
     fusion = hedged(sim, "rel/f-hang", backup=openai_chat(sim, "rel/cy"))
     message = await fusion.ainvoke(PROMPT)
@@ -213,14 +197,6 @@ async def test_a_backup_of_another_model_is_billed_to_that_model(sim: Simulator)
     assert_tokens_billed(report_of(message), sim)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: a sync hedge's loser runs on in its thread (a hang cannot be interrupted); its "
-        "request is then served and billed, but the report neither counts it nor flags the "
-        "member `abandoned` (the cost of a sync fusion looks complete without it)"
-    ),
-)
 async def test_a_sync_hedges_loser_is_counted_or_flagged(sim: Simulator) -> None:
     """The primary's first request hangs 1 s, then answers; the backup won at 0.2 s."""
     fusion = hedged(sim, "rel/c-hang1-first")
@@ -615,13 +591,6 @@ async def test_images_with_every_seeing_member_failing(sim: Simulator) -> None:
     assert_tokens_billed(error.report, sim)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: a member that sits a call out (`skipped`) counts as one call, in its "
-        "candidate's `calls` and in `usage_by_model` under its model, which was never called"
-    ),
-)
 async def test_a_skipped_member_is_reported_without_a_call(sim: Simulator) -> None:
     pool = {
         "ada": openai_chat(sim, "rel/ada"),

@@ -11,29 +11,26 @@ past the deadline and hung requests are closed by the fusion, not by the simulat
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 import pytest
-from matrix import (
-    CASES,
-    DEADLINE,
-    DOC,
-    ERRORS,
-    FAULT_KIND,
-    Case,
-    doc_table,
-    markdown_table,
+from matrix import CASES, DEADLINE, DOC, ERRORS, Case, doc_table, markdown_table
+from rel_helpers import (
+    MEMBERS,
+    assert_fault_report,
+    assert_fault_served,
+    assert_usage_matches,
+    build_fault_case,
+    call,
+    chat,
+    openrouter_sdk,
 )
-from rel_helpers import ANSWERS, assert_usage_matches, call, chat, openrouter_sdk, wait_for
 
 from langchain_fusion import FusionChatModel, JudgeError, NotEnoughAnswersError
 from langchain_fusion.sim import Simulator
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("warm_async")]
-
-MEMBERS = ("ada", "bob", "cy")
 
 #: Seconds after which the failing client itself gives up a hung request in a sync fusion:
 #: the sync driver cannot interrupt a call's thread, it abandons it (see test_rel_retries.py).
@@ -60,42 +57,18 @@ def build(sim: Simulator, case: Case, sync: bool = False) -> tuple[FusionChatMod
     # structured output loses the usage; with `streaming=False` its `astream` yields one
     # AIMessage: see test_rel_accounting.py.)
     judge = chat(sim, "openai", "rel/judge")
-    settings: dict[str, Any] = {}
-    if case.target == "judge":
-        prefix = "judge2" if case.mode == "merge/synthesis" else "judge"
-        failing = f"rel/{prefix}-{case.fault}"
-        judge = chat(sim, case.client, failing, **own)
-        pool = healthy
-        calls = 2 if case.mode == "merge/synthesis" else 1
-        if case.timeout is not None:
-            settings["judge_timeout"] = case.timeout
-    else:
-        failing = f"rel/f-{case.fault}"
-        if case.target == "one member":
-            pool = {"ada": healthy["ada"], "bob": healthy["bob"]}
-            pool["bad"] = chat(sim, case.client, failing, **kw, **own)
-            calls = 1
-        else:
-            pool = {f"bad{i}": chat(sim, case.client, failing, **kw, **own) for i in range(3)}
-            calls = 3
-        if case.timeout is not None:
-            settings["member_timeout"] = case.timeout
-    fusion = FusionChatModel(
-        pool=pool,
+    return build_fault_case(
+        FusionChatModel,
+        case.target,
+        case.fault,
+        case.fusion_mode,
+        synthesis=case.mode == "merge/synthesis",
+        timeout=case.timeout,
+        healthy=healthy,
         judge=judge,
-        mode=case.fusion_mode,
-        seed=3,
-        debate_rounds=1,
-        deadline=DEADLINE,
-        **settings,
+        failing_member=lambda model: chat(sim, case.client, model, **kw, **own),
+        failing_judge=lambda model: chat(sim, case.client, model, **own),
     )
-    return fusion, failing, calls
-
-
-def assert_error(case: Case, error: str | None) -> None:
-    assert error is not None
-    assert re.search(ERRORS[case.fault, case.client], error), error
-    assert "sk-test" not in error
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -130,39 +103,17 @@ async def run_case(sim: Simulator, case: Case, entry: str) -> None:
         report = error.report
 
     # The report records every failure, with its status and error type.
-    statuses = {c["name"]: c["status"] for c in report["candidates"]}
-    errors = {c["name"]: c["error"] for c in report["candidates"]}
-    if case.target == "one member":
-        assert statuses == {"ada": "ok", "bob": "ok", "bad": case.status}
-        assert_error(case, errors["bad"])
-        if case.fusion_mode in ("best_of", "vote"):
-            assert msg.content == ANSWERS["rel/bob"]
-            assert report["winner"] == "bob"
-        else:  # the judge's synthesis, the preferred (rollback) answer first
-            assert msg.content.startswith("Keep a tested rollback path")
-        assert report["judge"]["status"] == "ok"
-        assert report["judge_fallback"] is False
-    elif case.target == "all members":
-        assert isinstance(error, NotEnoughAnswersError)
-        assert statuses == {f"bad{i}": case.status for i in range(3)}
-        assert error.errors == errors
-        for text in errors.values():
-            assert_error(case, text)
-        assert error.answers == {}
-        assert report["judge"]["status"] == "skipped"
-        assert sim.stats().models["rel/judge"].requests == 0
-    else:
-        assert statuses == {name: "ok" for name in MEMBERS}
-        assert report["judge"]["status"] == case.status
-        assert report["judge_fallback"] is True
-        assert_error(case, report["judge"]["error"])
-        assert report["judge_error"] == report["judge"]["error"]
-        if case.expected == "fallback":
-            assert msg.content == ANSWERS["rel/ada"]  # the first member in pool order
-            assert report["winner"] == "ada"
-        else:  # tokens of the judge's answer were sent: every member answer is kept
-            assert isinstance(error, JudgeError)
-            assert set(error.answers) == set(MEMBERS)
+    assert_fault_report(
+        sim,
+        report,
+        error,
+        msg.content if msg is not None else None,
+        target=case.target,
+        mode=case.fusion_mode,
+        status=case.status,
+        expected=case.expected,
+        error_pattern=ERRORS[case.fault, case.client],
+    )
     if sync and case.fault == "hang":  # a thread cannot be stopped: its call is abandoned
         hung = [report["judge"]] if case.target == "judge" else report["candidates"]
         hung = [c for c in hung if c["status"] == "timeout"]
@@ -170,12 +121,7 @@ async def run_case(sim: Simulator, case: Case, entry: str) -> None:
 
     # What the simulator saw: no retries, the fault injected, hung requests closed by the
     # fusion (sync: by the client's own timeout) rather than by the simulator's 5 s hang.
-    await wait_for(lambda: sim.stats().totals.in_flight == 0, timeout=3.0)
-    row = sim.stats().models[failing]
-    assert row.requests == calls
-    assert row.faults == {FAULT_KIND[case.fault]: 1 if case.target != "all members" else 3}
-    if case.fault == "hang":
-        assert row.abandoned == (3 if case.target == "all members" else 1)
+    await assert_fault_served(sim, failing, calls, target=case.target, fault=case.fault)
 
     # Every successful call's usage is counted, equal to what the simulator billed.
     # ChatOpenAI drops OpenRouter's `usage.cost` when it streams (see DESIGN.md).

@@ -15,9 +15,9 @@ and the cancellation of its calls through LlamaIndex's clients and instrumentati
   so does the response's `raw["usage"]` (cost included: `OpenAILike` keeps `usage.cost`).
 - Cancellation: `task.cancel()` while the members answer, while the judge answers, and
   while the judge streams: every request in flight is abandoned within a second and no
-  task is left. A reader that closes the stream instead (`aclose()`, a sync `close()`)
-  leaves the judge's request running: a strict xfail (LlamaIndex's OpenAI stream
-  generators do not close the openai stream; see `LEFT_OPEN`).
+  task is left; so does a reader that closes the async stream (`aclose()`). A sync reader
+  that closes the stream (`close()`) leaves the judge's request running: a strict xfail
+  for a dependency bug (see `LEFT_OPEN`).
 - Load: 30 concurrent fusions on the `load/*` members (about 10% of calls faulted), every
   mode, half streamed: each ends with an answer or `NotEnoughAnswersError`, every faulted
   call is a failure in a report, and per-model usage and cost equal the simulator's.
@@ -27,14 +27,32 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from li_clients import openai_like_client
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
-from rel_helpers import ANSWERS, PROMPT, assert_usage_matches, wait_for
+from matrix import HANG_TIMEOUT, MID_STREAM
+from rel_helpers import (
+    ANSWERS,
+    MEMBERS,
+    PROMPT,
+    PROMPTLY,
+    assert_cancelling_abandons_every_call,
+    assert_every_fault_reported,
+    assert_fault_report,
+    assert_fault_served,
+    assert_the_stalled_judge_was_left,
+    assert_usage_matches,
+    build_fault_case,
+    faults_by_kind,
+    relay_and_cancel,
+    run_concurrently,
+    wait_for,
+)
 
 import langchain_fusion
 from langchain_fusion.sim import Simulator
@@ -46,12 +64,6 @@ pytestmark = [
 ]
 
 MODES = ("best_of", "merge", "debate", "vote")
-MEMBERS = ("ada", "bob", "cy")
-#: How soon the simulator must see a cancelled request go, in seconds.
-PROMPTLY = 1.0
-#: `member_timeout` / `judge_timeout` of the hang cases, and the fusion's deadline.
-HANG_TIMEOUT = 0.4
-DEADLINE = 8.0
 
 _CLIENTS: dict[tuple[str, str], Any] = {}
 
@@ -61,20 +73,9 @@ def li(sim: Simulator, model: str) -> Any:
 
     Shared by the session (each builds its own HTTP clients, bound to the session loop).
     """
-    from llama_index.llms.openai_like import OpenAILike  # type: ignore[import-untyped]
-
     key = (sim.openai_base_url, model)
     if key not in _CLIENTS:
-        _CLIENTS[key] = OpenAILike(
-            model=model,
-            api_base=sim.openai_base_url,
-            api_key="sk-test",
-            is_chat_model=True,
-            is_function_calling_model=True,
-            context_window=32768,
-            max_retries=0,
-            timeout=10,
-        )
+        _CLIENTS[key] = openai_like_client(sim.openai_base_url, model, "sk-test")
     return _CLIENTS[key]
 
 
@@ -111,19 +112,16 @@ async def fuse(llm: FusionLLM, method: str) -> ChatResponse | CompletionResponse
     raise AssertionError(method)
 
 
+async def streamed(llm: FusionLLM) -> AsyncIterator[ChatResponse]:
+    """The responses of one fusion through `astream_chat`, as one async iterator."""
+    async for response in await llm.astream_chat(user()):
+        yield response
+
+
 # -- faults ---------------------------------------------------------------------------------
 
 TARGETS = ("one member", "all members", "judge", "synthesis")
 FAULTS = ("429", "500", "hang", "malformed", "broken", "errchunk")
-MID_STREAM = ("malformed", "broken", "errchunk")
-FAULT_KIND = {
-    "429": "rate_limit",
-    "500": "server_error",
-    "hang": "hang",
-    "malformed": "malformed_json",
-    "broken": "broken_stream",
-    "errchunk": "error_chunk",
-}
 #: The error the report must hold for a fault, through `OpenAILike` (the openai SDK's own
 #: exceptions, or an error the response carries).
 ERRORS = {
@@ -194,42 +192,18 @@ CASES = _cases()
 
 def build(sim: Simulator, case: Case) -> tuple[FusionLLM, str, int]:
     """The fusion of `case`, the simulated model that fails, and how many calls it gets."""
-    pool: dict[str, Any] = {name: li(sim, f"rel/{name}") for name in MEMBERS}
-    judge = li(sim, "rel/judge")
-    settings: dict[str, Any] = {}
-    if case.target in ("judge", "synthesis"):
-        prefix = "judge2" if case.target == "synthesis" else "judge"
-        failing = f"rel/{prefix}-{case.fault}"
-        judge = li(sim, failing)
-        calls = 2 if case.target == "synthesis" else 1
-        if case.fault == "hang":
-            settings["judge_timeout"] = HANG_TIMEOUT
-    else:
-        failing = f"rel/f-{case.fault}"
-        if case.target == "one member":
-            pool = {"ada": pool["ada"], "bob": pool["bob"], "bad": li(sim, failing)}
-            calls = 1
-        else:
-            pool = {f"bad{i}": li(sim, failing) for i in range(3)}
-            calls = 3
-        if case.fault == "hang":
-            settings["member_timeout"] = HANG_TIMEOUT
-    fusion = FusionLLM(
-        pool=pool,
-        judge=judge,
-        mode=case.mode,
-        seed=3,
-        debate_rounds=1,
-        deadline=DEADLINE,
-        **settings,
+    return build_fault_case(
+        FusionLLM,
+        case.target,
+        case.fault,
+        case.mode,
+        synthesis=case.target == "synthesis",
+        timeout=HANG_TIMEOUT if case.fault == "hang" else None,
+        healthy={name: li(sim, f"rel/{name}") for name in MEMBERS},
+        judge=li(sim, "rel/judge"),
+        failing_member=lambda model: li(sim, model),
+        failing_judge=lambda model: li(sim, model),
     )
-    return fusion, failing, calls
-
-
-def assert_error(case: Case, error: str | None) -> None:
-    assert error is not None
-    assert re.search(ERRORS[case.fault], error), error
-    assert "sk-test" not in error
 
 
 @pytest.mark.usefixtures("warm_li")
@@ -259,50 +233,21 @@ async def test_fusionllm_fault(sim: Simulator, case: Case) -> None:
         report = error.report
     assert report["mode"] == case.mode
 
-    statuses = {c["name"]: c["status"] for c in report["candidates"]}
-    errors = {c["name"]: c["error"] for c in report["candidates"]}
-    status = "timeout" if case.fault == "hang" else "error"
-    if case.target == "one member":
-        assert response is not None
-        assert statuses == {"ada": "ok", "bob": "ok", "bad": status}
-        assert_error(case, errors["bad"])
-        if case.mode in ("best_of", "vote"):
-            assert text_of(response) == ANSWERS["rel/bob"]
-            assert report["winner"] == "bob"
-        else:  # the judge's synthesis, the preferred (rollback) answer first
-            assert text_of(response).startswith("Keep a tested rollback path")
-        assert (report["judge"]["status"], report["judge_fallback"]) == ("ok", False)
-    elif case.target == "all members":
-        assert isinstance(error, NotEnoughAnswersError)
-        assert statuses == {f"bad{i}": status for i in range(3)}
-        assert error.errors == errors
-        for text in errors.values():
-            assert_error(case, text)
-        assert error.answers == {}
-        assert report["judge"]["status"] == "skipped"
-        assert sim.stats().models["rel/judge"].requests == 0
-    else:
-        assert statuses == dict.fromkeys(MEMBERS, "ok")
-        assert report["judge"]["status"] == status
-        assert report["judge_fallback"] is True
-        assert_error(case, report["judge"]["error"])
-        assert report["judge_error"] == report["judge"]["error"]
-        if case.expected == "fallback":
-            assert response is not None
-            assert text_of(response) == ANSWERS["rel/ada"]  # the first member in pool order
-            assert report["winner"] == "ada"
-        else:  # tokens of the judge's answer were sent: every member answer is kept
-            assert isinstance(error, JudgeError)
-            assert set(error.answers) == set(MEMBERS)
+    assert_fault_report(
+        sim,
+        report,
+        error,
+        text_of(response) if response is not None else None,
+        target=case.target,
+        mode=case.mode,
+        status="timeout" if case.fault == "hang" else "error",
+        expected=case.expected,
+        error_pattern=ERRORS[case.fault],
+    )
 
     # What the simulator saw: the fault injected once per call, no retry, hung requests
     # closed by the fusion (abandoned), not by the simulator's 5 s.
-    await wait_for(lambda: sim.stats().totals.in_flight == 0, timeout=3.0)
-    row = sim.stats().models[failing]
-    assert row.requests == calls
-    assert row.faults == {FAULT_KIND[case.fault]: 3 if case.target == "all members" else 1}
-    if case.fault == "hang":
-        assert row.abandoned == (3 if case.target == "all members" else 1)
+    await assert_fault_served(sim, failing, calls, target=case.target, fault=case.fault)
 
     # Every successful call's usage is counted once, equal to what the simulator billed:
     # per model in the report, and in total in the response's raw usage.
@@ -321,17 +266,6 @@ async def test_fusionllm_fault(sim: Simulator, case: Case) -> None:
 
 
 # -- cancellation ---------------------------------------------------------------------------
-
-
-def others(before: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
-    """Tasks started since `before` that are still pending (the test's own excluded)."""
-    current = asyncio.current_task()
-    return [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 @pytest.mark.usefixtures("warm_li")
@@ -356,37 +290,21 @@ async def test_cancelling_a_fusionllm_cancels_every_call(
         pool = {name: li(sim, f"rel/{name}") for name in MEMBERS}
         judge, slow, expected = li(sim, "rel/slow-judge"), "rel/slow-judge", 1
     fusion = FusionLLM(pool=pool, judge=judge, mode=mode, seed=1, debate_rounds=1)
-    before = set(asyncio.all_tasks())
-
-    task = asyncio.create_task(fuse(fusion, method))
-    await wait_for(lambda: sim.stats().models[slow].in_flight == expected)
-    cancelled_at = time.monotonic()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-    await wait_for(lambda: sim.stats().models[slow].abandoned == expected, timeout=PROMPTLY)
-    assert time.monotonic() - cancelled_at < PROMPTLY
-    stats = sim.stats()
-    assert stats.totals.in_flight == 0
-    assert stats.models[slow].completed == 0
-    if phase == "judge":
-        assert stats.totals.completed == stats.totals.requests - 1  # the members answered
-    await settle()
-    assert others(before) == []
+    await assert_cancelling_abandons_every_call(sim, fuse(fusion, method), slow, expected, phase)
 
 
-#: A reader that closes the stream leaves the judge's request open: LlamaIndex's OpenAI
-#: stream generators iterate the openai SDK's stream without closing it, so closing them
-#: (`aclose()`, `close()`) leaves the HTTP response open until the generator is garbage
-#: collected; the stalled answer then runs to its end, billed (by the simulator) but in no
-#: report. A cancellation lands inside httpx's read, which closes the response.
+#: LlamaIndex's OpenAI stream generators iterate the openai SDK's stream without closing
+#: it, so closing them leaves the HTTP response open until the garbage collector runs; the
+#: stalled answer then runs to its end, billed (by the simulator) but in no report. The
+#: fusion reads async streams in a task that it cancels, and a cancellation lands inside
+#: httpx's read, which closes the response; a sync read cannot be interrupted.
 LEFT_OPEN = pytest.mark.xfail(
     strict=True,
     reason=(
-        "llama-index-llms-openai: closing an (a)stream_chat generator does not close the "
-        "openai stream (its gen() never closes it), so the judge's request runs on; "
-        "llamaindex_fusion._member could pump the stream in a task and cancel it instead"
+        "dependency: a sync llama-index-llms-openai stream closed early leaves its HTTP "
+        "response open until the garbage collector runs (its gen() never closes the openai "
+        "Stream, which sits in a reference cycle; run-llama/llama_index#13503); the async "
+        "path is read in a task and cancelled, which closes it"
     ),
 )
 
@@ -397,7 +315,7 @@ LEFT_OPEN = pytest.mark.xfail(
     [
         ("merge", "cancel"),
         ("debate", "cancel"),
-        pytest.param("merge", "aclose", marks=LEFT_OPEN),
+        ("merge", "aclose"),
         pytest.param("debate", "sync-close", marks=LEFT_OPEN),
     ],
 )
@@ -422,20 +340,7 @@ async def test_a_reader_that_leaves_the_fusionllm_stream_closes_the_judges_reque
             left_at = time.monotonic()
             await stream.aclose()
         elif how == "cancel":  # e.g. a server relaying the stream to a client that went away
-            responses: list[ChatResponse] = []
-
-            async def relay() -> None:
-                async for response in await fusion.astream_chat(user()):
-                    responses.append(response)
-
-            task = asyncio.create_task(relay())
-            await wait_for(lambda: bool(responses))
-            first = responses[0]
-            await asyncio.sleep(0.1)  # cancelled while the stream stalls
-            left_at = time.monotonic()
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            first, left_at = await relay_and_cancel(streamed(fusion))
         else:
 
             def read_one() -> ChatResponse:
@@ -453,13 +358,7 @@ async def test_a_reader_that_leaves_the_fusionllm_stream_closes_the_judges_reque
         assert time.monotonic() - left_at < PROMPTLY
     finally:
         gc.enable()
-    stats = sim.stats()
-    assert stats.totals.in_flight == 0
-    judge_row = stats.models[judge]
-    assert (judge_row.stream_requests, judge_row.faults) == (1, {"hang": 1})
-    assert judge_row.completed == (1 if mode == "merge" else 0)  # merge's comparison
-    await settle()
-    assert others(before) == []
+    await assert_the_stalled_judge_was_left(sim, judge, mode, before)
 
 
 # -- load -----------------------------------------------------------------------------------
@@ -479,16 +378,7 @@ async def test_concurrent_fusionllm_fusions_with_random_faults(sim: Simulator) -
         )
         return await fuse(fusion, "astream_chat" if i % 2 else "achat")
 
-    started = time.monotonic()
-    results = await asyncio.gather(*(one(i) for i in range(LOAD_FUSIONS)), return_exceptions=True)
-    elapsed = time.monotonic() - started
-
-    unexpected = [
-        r
-        for r in results
-        if isinstance(r, BaseException) and not isinstance(r, NotEnoughAnswersError)
-    ]
-    assert unexpected == [], unexpected[:3]
+    results, elapsed = await run_concurrently(one(i) for i in range(LOAD_FUSIONS))
     reports: list[dict[str, Any]] = []
     for result in results:
         if isinstance(result, NotEnoughAnswersError):
@@ -505,16 +395,11 @@ async def test_concurrent_fusionllm_fusions_with_random_faults(sim: Simulator) -
     await wait_for(lambda: sim.stats().totals.in_flight == 0, timeout=5.0)
     stats = sim.stats()
     requests = sum(stats.models[name].requests for name in LOAD_MEMBERS)
-    faults = {
-        kind: sum(stats.models[name].faults.get(kind, 0) for name in LOAD_MEMBERS)
-        for kind in FAULT_KIND.values()
-    }
+    faults = faults_by_kind(stats, LOAD_MEMBERS)
     assert sum(faults.values()) > 0, (requests, faults)  # the seed does inject faults here
     # Every faulted call, and no other, is a failure in a report, with its error (a hang
     # only delays its answer).
-    failed = [c for r in reports for c in r["candidates"] if c["status"] != "ok"]
-    assert len(failed) == sum(n for kind, n in faults.items() if kind != "hang")
-    assert all(c["status"] == "error" and c["error"] for c in failed)
+    assert_every_fault_reported(reports, faults)
     # Usage and cost summed over every report are what the simulator billed, per model.
     assert_usage_matches(reports, sim)
     assert elapsed < 20

@@ -14,13 +14,20 @@ simulator billed.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from typing import Any
 
 import pytest
-from rel_helpers import PROMPT, assert_usage_matches, call, openai_chat, wait_for
+from rel_helpers import (
+    PROMPT,
+    assert_every_fault_reported,
+    assert_usage_matches,
+    call,
+    faults_by_kind,
+    openai_chat,
+    run_concurrently,
+    wait_for,
+)
 
 from langchain_fusion import FusionChatModel, JudgeError, NotEnoughAnswersError
 from langchain_fusion.sim import Simulator
@@ -42,16 +49,7 @@ async def test_concurrent_fusions_with_random_faults(sim: Simulator) -> None:
         )
         return await call("astream" if i % 2 else "ainvoke", model)
 
-    started = time.monotonic()
-    results = await asyncio.gather(*(fusion(i) for i in range(FUSIONS)), return_exceptions=True)
-    elapsed = time.monotonic() - started
-
-    unexpected = [
-        r
-        for r in results
-        if isinstance(r, BaseException) and not isinstance(r, NotEnoughAnswersError)
-    ]
-    assert unexpected == [], unexpected[:3]
+    results, elapsed = await run_concurrently(fusion(i) for i in range(FUSIONS))
     assert not any(isinstance(r, JudgeError) for r in results)  # the judge never fails here
     reports = [
         r.report if isinstance(r, NotEnoughAnswersError) else r.response_metadata["fusion"]
@@ -63,29 +61,12 @@ async def test_concurrent_fusions_with_random_faults(sim: Simulator) -> None:
     await wait_for(lambda: sim.stats().totals.in_flight == 0, timeout=5.0)
     stats = sim.stats()
     requests = sum(stats.models[name].requests for name in MEMBERS)
-    faults = {
-        kind: sum(stats.models[name].faults.get(kind, 0) for name in MEMBERS)
-        for kind in (
-            "rate_limit",
-            "server_error",
-            "hang",
-            "malformed_json",
-            "broken_stream",
-            "error_chunk",
-        )
-    }
+    faults = faults_by_kind(stats, MEMBERS)
     assert 0.05 * requests < sum(faults.values()) < 0.15 * requests, (requests, faults)
     # Every faulted call, and no other, is a failure in a report, with its error (a hang
     # only delays its answer). A member that fails is out of the fusion (debate included),
     # so each failed candidate is one failed call.
-    failed = [
-        candidate
-        for report in reports
-        for candidate in report["candidates"]
-        if candidate["status"] != "ok"
-    ]
-    assert len(failed) == sum(n for kind, n in faults.items() if kind != "hang")
-    assert all(c["status"] == "error" and c["error"] for c in failed)
+    assert_every_fault_reported(reports, faults)
     # Usage summed over every report is what the simulator billed, model by model. The
     # judge's streamed answers reach the fusion without their cost (ChatOpenAI drops it).
     assert_usage_matches(reports, sim, cost_known=frozenset(MEMBERS))
