@@ -47,10 +47,9 @@ class _Race:
     def take(self, tag: str, item: object) -> tuple[str, Any]:
         """Classify one item from a copy.
 
-        Returns `("chunk", c)`, `("done", None)`, `("raise", e)`, `("backup", None)` when the
-        primary is late (`_LATE`) or failed before its first token and the backup is yet to
-        start, or
-        `("skip", None)` for the loser's items and a copy's early failure.
+        Returns `("chunk", c)`, `("done", None)`, `("raise", e)`, `("skip", None)` for the
+        loser's items and a copy's early failure, or `("backup", None)` when the backup is to
+        start: the primary is late (`_LATE`) or failed before its first token.
         """
         if item is _LATE:
             return "backup", None
