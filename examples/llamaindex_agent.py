@@ -3,11 +3,11 @@ judge chooses, the agent runs the tool, and the fusion answers from its result.
 
 Offline by default: the members and the judge are `OpenAILike` clients of the local
 provider simulator (127.0.0.1, no network); its models call a tool that the question names.
-With `OPENROUTER_API_KEY` set, they are OpenRouter models instead.
+With `OPENROUTER_API_KEY` set, they are OpenRouter slugs instead (`"openai/gpt-4o-mini"`),
+which `FusionLLM` sends to OpenRouter with that key.
 
 Run: `python examples/llamaindex_agent.py [--mode best_of|merge|debate]`
-Needs: `pip install "llm-fusion[llamaindex,sim]" llama-index-llms-openai-like`
-(and `llama-index-llms-openrouter` for OpenRouter).
+Needs: `pip install "llm-fusion[llamaindex,sim]" llama-index-llms-openai-like`.
 
 On the simulator use `best_of` (the default): its judge calls every tool its prompt names,
 so it cannot write an agent's final answer in merge or debate mode. Real judges can.
@@ -64,17 +64,9 @@ class FusionReports(BaseEventHandler):
 
 @contextmanager
 def models() -> Iterator[tuple[list[Any], Any, str]]:
-    """The pool and judge: OpenRouter with a key, else the local simulator."""
-    key = os.environ.get("OPENROUTER_API_KEY")
-    if key:
-        from llama_index.llms.openrouter import OpenRouter
-
-        def router(model: str) -> OpenRouter:
-            return OpenRouter(
-                model=model, api_key=key, max_retries=1, is_function_calling_model=True
-            )
-
-        yield [router(m) for m in OPENROUTER_POOL], router(OPENROUTER_JUDGE), "OpenRouter"
+    """The pool and judge: OpenRouter slugs with a key, else the local simulator."""
+    if os.environ.get("OPENROUTER_API_KEY"):
+        yield list(OPENROUTER_POOL), OPENROUTER_JUDGE, "OpenRouter"  # FusionLLM reads the key
         return
     from llama_index.llms.openai_like import OpenAILike
 

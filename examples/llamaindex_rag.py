@@ -2,12 +2,12 @@
 
 Offline by default: the members and the judge are `OpenAILike` clients of the local
 provider simulator (127.0.0.1, no network). With `OPENROUTER_API_KEY` set, they are
-OpenRouter models instead. The embedding is a small local hashing embedding either way, so
+OpenRouter slugs instead (`"openai/gpt-4o-mini"`), which `FusionLLM` sends to OpenRouter
+with that key. The embedding is a small local hashing embedding either way, so
 nothing is downloaded.
 
 Run: `python examples/llamaindex_rag.py [--mode merge|best_of|debate|vote]`
-Needs: `pip install "llm-fusion[llamaindex,sim]" llama-index-llms-openai-like`
-(and `llama-index-llms-openrouter` for OpenRouter).
+Needs: `pip install "llm-fusion[llamaindex,sim]" llama-index-llms-openai-like`.
 """
 
 from __future__ import annotations
@@ -92,13 +92,9 @@ class FusionReports(BaseEventHandler):
 
 @contextmanager
 def models() -> Iterator[tuple[list[Any], Any, str]]:
-    """The pool and judge: OpenRouter with a key, else the local simulator."""
-    key = os.environ.get("OPENROUTER_API_KEY")
-    if key:
-        from llama_index.llms.openrouter import OpenRouter
-
-        pool = [OpenRouter(model=m, api_key=key, max_retries=1) for m in OPENROUTER_POOL]
-        yield pool, OpenRouter(model=OPENROUTER_JUDGE, api_key=key, max_retries=1), "OpenRouter"
+    """The pool and judge: OpenRouter slugs with a key, else the local simulator."""
+    if os.environ.get("OPENROUTER_API_KEY"):
+        yield list(OPENROUTER_POOL), OPENROUTER_JUDGE, "OpenRouter"  # FusionLLM reads the key
         return
     from llama_index.llms.openai_like import OpenAILike
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 from uuid import uuid4
 
 from langchain_core.callbacks import (
@@ -23,13 +23,10 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.tools import BaseTool
-from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import (
     ConfigDict,
     Field,
-    PrivateAttr,
-    SecretStr,
     field_validator,
     model_validator,
 )
@@ -54,7 +51,7 @@ from langchain_fusion._runtime.members import (
 from langchain_fusion._runtime.modes import FusionRun, prepare_run
 from langchain_fusion._runtime.steps import Deadline, FusionResult
 from langchain_fusion._scoped import aeach_step_in, each_step_in
-from langchain_fusion._slugs import has_slugs, resolve_slugs
+from langchain_fusion._slugs import SlugFields
 from langchain_fusion._tracing import (
     STREAM_PARENT,
     Parent,
@@ -64,7 +61,7 @@ from langchain_fusion._tracing import (
 )
 
 
-class FusionChatModel(BaseChatModel, FusionSettings):
+class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
     """Runs one prompt through a pool of chat models in parallel and fuses their answers.
 
     A judge model fuses the answers in one of three modes: `best_of` picks the strongest
@@ -108,19 +105,7 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     judge: Any = Field(...)
     """The chat model (or OpenRouter slug) that judges and fuses the members' answers."""
 
-    api_key: SecretStr | None = Field(
-        default_factory=secret_from_env("OPENROUTER_API_KEY", default=None), repr=False
-    )
-    """OpenRouter API key for the slugs in `pool` and `judge`; default: the
-    `OPENROUTER_API_KEY` environment variable. Never shown in reprs, reports or errors."""
-
-    base_url: str | None = Field(
-        default_factory=from_env("OPENROUTER_API_BASE", default="https://openrouter.ai/api/v1")
-    )
-    """Where slugs are sent: OpenRouter's API root, up to `/api/v1`; default: the
-    `OPENROUTER_API_BASE` environment variable, else `https://openrouter.ai/api/v1`."""
-
-    _slug_cache: tuple[Any, ...] | None = PrivateAttr(default=None)
+    # `api_key` and `base_url`, for the slugs, come from `SlugFields`.
 
     stop: list[str] | None = None
     """Stop sequences for every call of the fusion; a call's own `stop` replaces them. They
@@ -143,14 +128,6 @@ class FusionChatModel(BaseChatModel, FusionSettings):
     started; the first copy to answer wins, the other is cancelled, and the report says
     which copy answered."""
 
-    if not TYPE_CHECKING:  # type checkers keep pydantic's typed constructor
-
-        def __init__(self, **data: Any) -> None:
-            # A plain-text key is wrapped before validation: errors show their input.
-            if isinstance(data.get("api_key"), str):
-                data["api_key"] = SecretStr(data["api_key"])
-            super().__init__(**data)
-
     @field_validator("pool", mode="before")
     @classmethod
     def _validate_pool(cls, value: Any) -> Any:
@@ -159,13 +136,13 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
             value = list(value)
         # Slugs are checked here for their form; their key once every field is known.
-        resolve_pool(resolve_slugs(value, None, None, None, require_key=False)[0])
+        resolve_pool(cls._check_slugs(value)[0])
         return value
 
     @field_validator("judge")
     @classmethod
     def _validate_judge(cls, value: Any) -> Any:
-        resolve_judge(resolve_slugs([], value, None, None, require_key=False)[1])
+        resolve_judge(cls._check_slugs(judge=value)[1])
         return value
 
     @model_validator(mode="after")
@@ -174,26 +151,6 @@ class FusionChatModel(BaseChatModel, FusionSettings):
         check_against_pool(self, len(self.pool))
         self._participants()  # capabilities must name members and known keys
         return self
-
-    def _resolved(self) -> tuple[Any, Any]:
-        """The pool and judge with OpenRouter slugs replaced by their chat models.
-
-        Resolved once and kept, so that a fusion's slug members are the same objects from
-        call to call (on one shared connection pool); resolved again if a field changed.
-        """
-        if not has_slugs(self.pool, self.judge):
-            return self.pool, self.judge
-        cache = self._slug_cache
-        if (
-            cache is not None
-            and cache[0] is self.pool
-            and cache[1] is self.judge
-            and cache[2] == (self.api_key, self.base_url)
-        ):
-            return cache[3], cache[4]
-        pool, judge = resolve_slugs(self.pool, self.judge, self.api_key, self.base_url)
-        self._slug_cache = (self.pool, self.judge, (self.api_key, self.base_url), pool, judge)
-        return pool, judge
 
     def _participants(self, hedge_after: float | None = None) -> tuple[list[Member], Member]:
         """The resolved pool and judge, with capability overrides and hedges applied."""

@@ -7,7 +7,8 @@ llm = FusionLLM(pool=[llm_a, llm_b, llm_c], judge=llm_a, mode="merge")
 index.as_query_engine(llm=llm)
 ```
 
-Pool and judge take LlamaIndex LLMs and LangChain chat models, mixed. The fusion itself
+Pool and judge take LlamaIndex LLMs, LangChain chat models and OpenRouter slugs
+(`"openai/gpt-4o"`, keyed by `api_key` or `OPENROUTER_API_KEY`), mixed. The fusion itself
 (core and runtime) is the one `langchain_fusion.FusionChatModel` runs.
 """
 

@@ -9,7 +9,7 @@ judge call is a span under the fusion's span (`_spans`).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 from langchain_core.messages import AIMessageChunk
 from llama_index.core.base.llms.types import (
@@ -31,7 +31,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.tools.types import BaseTool
 from llama_index_instrumentation.dispatcher import active_instrument_tags
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from langchain_fusion._core.config import (
     FusionSettings,
@@ -47,6 +47,7 @@ from langchain_fusion._runtime.members import (
 )
 from langchain_fusion._runtime.modes import FusionRun, prepare_run
 from langchain_fusion._runtime.steps import Deadline, FusionResult
+from langchain_fusion._slugs import SlugFields, api_key_field
 from llamaindex_fusion._member import FUSION_HANDLERS, as_chat_model
 from llamaindex_fusion._messages import (
     streamed_message,
@@ -70,12 +71,13 @@ def _completion_callback(fn: F) -> F:
     return cast(F, llm_completion_callback()(fn))
 
 
-class FusionLLM(FunctionCallingLLM, FusionSettings):
+class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
     """Runs one prompt through a pool of LLMs in parallel and fuses their answers.
 
     The LlamaIndex face of llm-fusion: a `FunctionCallingLLM`, so it drops in wherever
     LlamaIndex takes an `llm=` (query and chat engines, `FunctionAgent`, `ReActAgent`,
-    `Settings.llm`). Pool and judge take LlamaIndex LLMs and LangChain chat models, mixed.
+    `Settings.llm`). Pool and judge take LlamaIndex LLMs, LangChain chat models and
+    OpenRouter slugs (`"openai/gpt-4o"`, with `api_key` or `OPENROUTER_API_KEY`), mixed.
     The fusion is the one `FusionChatModel` runs (see `mode`): `best_of` picks the strongest
     answer and returns it as written, `merge` writes one answer from a structured comparison
     of all, `debate` lets the members critique and revise each other's answers before the
@@ -91,6 +93,9 @@ class FusionLLM(FunctionCallingLLM, FusionSettings):
         from llamaindex_fusion import FusionLLM
 
         llm = FusionLLM(pool=[llm_a, llm_b, llm_c], judge=llm_a, mode="merge")
+        llm = FusionLLM(
+            pool=["openai/gpt-4o", "anthropic/claude-3.7-sonnet", llm_c], judge="openai/gpt-4o"
+        )
         ```
 
     Use:
@@ -108,13 +113,22 @@ class FusionLLM(FunctionCallingLLM, FusionSettings):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
+    _slug_alternative: ClassVar[str] = "a LlamaIndex LLM or a LangChain chat model"
+
     pool: list[Any] | dict[str, Any] = Field(..., exclude=True, repr=False)
-    """The members: LlamaIndex LLMs and LangChain chat models (optionally bound, retried,
-    with fallbacks or config), mixed, as a list (names come from the models, made unique)
-    or a dict `{name: model}`."""
+    """The members: LlamaIndex LLMs, LangChain chat models (optionally bound, retried,
+    with fallbacks or config) and OpenRouter slugs (`"anthropic/claude-3.7-sonnet"`), mixed,
+    as a list (names come from the models, made unique) or a dict `{name: model or slug}`."""
 
     judge: Any = Field(..., exclude=True, repr=False)
-    """The LlamaIndex LLM or LangChain chat model that judges and fuses the answers."""
+    """The LlamaIndex LLM, LangChain chat model or OpenRouter slug that judges and fuses the
+    answers."""
+
+    api_key: SecretStr | None = api_key_field(exclude=True)
+    """OpenRouter API key for the slugs in `pool` and `judge`; default: the
+    `OPENROUTER_API_KEY` environment variable. Never shown in reprs, reports or errors, and
+    left out of `model_dump`/`to_dict`/`to_json`, like the pool. (`base_url`, where slugs are
+    sent, comes from `SlugFields`.)"""
 
     capabilities: dict[str, dict[str, bool]] = Field(default_factory=dict)
     """Per-member overrides of what a model accepts, by member name (or `"judge"`), e.g.
@@ -133,17 +147,19 @@ class FusionLLM(FunctionCallingLLM, FusionSettings):
             value = dict(value)
         elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
             value = list(value)
-        _resolve_pool(value)
+        # Slugs are checked here for their form; their key once every field is known.
+        _resolve_pool(cls._check_slugs(value)[0])
         return value
 
     @field_validator("judge")
     @classmethod
     def _validate_judge(cls, value: Any) -> Any:
-        as_chat_model(value, "judge")
+        as_chat_model(cls._check_slugs(judge=value)[1], "judge")
         return value
 
     @model_validator(mode="after")
     def _validate_settings_against_pool(self) -> FusionLLM:
+        self._resolved()  # a slug without an API key fails here, naming api_key
         check_against_pool(self, len(self.pool))
         self._participants()  # capabilities and hedges must name members
         return self
@@ -162,9 +178,10 @@ class FusionLLM(FunctionCallingLLM, FusionSettings):
 
     def _participants(self, hedge_after: float | None = None) -> tuple[list[Member], Member]:
         """The resolved pool and judge, with capability overrides and hedges applied."""
+        pool, judge_model = self._resolved()
         members, judge = apply_capabilities(
-            _resolve_pool(self.pool),
-            resolve_judge(as_chat_model(self.judge, "judge")),
+            _resolve_pool(pool),
+            resolve_judge(as_chat_model(judge_model, "judge")),
             self.capabilities,
         )
         backups = {
@@ -490,7 +507,7 @@ class FusionLLM(FunctionCallingLLM, FusionSettings):
 
 
 def _resolve_pool(pool: Any) -> list[Member]:
-    """The pool as members: LlamaIndex LLMs wrapped, names made unique.
+    """The pool (slugs already resolved) as members: LlamaIndex LLMs wrapped, names unique.
 
     Raises:
         ValueError: for an empty pool, a bad name, or an entry that is neither a LlamaIndex

@@ -46,3 +46,25 @@ def test_agent_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert "[tool] multiply(17, 23)" in out
     assert "A: The tool returned: 391" in out
     assert out.count("fusion report, agent turn") == 2
+
+
+@pytest.mark.parametrize("name", ["llamaindex_rag", "llamaindex_agent"])
+def test_with_a_key_the_examples_fuse_openrouter_slugs(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """With `OPENROUTER_API_KEY` the pool and judge are slugs, keyed from the environment
+    (built only: no request is sent)."""
+    from langchain_fusion.providers import OPENROUTER_BASE_URL, ChatOpenAICompatible
+    from llamaindex_fusion import FusionLLM
+
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-example-test")
+    monkeypatch.delenv("OPENROUTER_API_BASE", raising=False)
+    module = load(name)
+    with module.models() as (pool, judge, where):
+        llm = FusionLLM(pool=pool, judge=judge)
+    assert where == "OpenRouter"
+    assert pool == module.OPENROUTER_POOL and judge == module.OPENROUTER_JUDGE
+    models = [m.chat_model for m in [*llm.members, llm.judge_member]]
+    assert all(isinstance(m, ChatOpenAICompatible) for m in models)
+    assert {m.base_url for m in models} == {OPENROUTER_BASE_URL}
+    assert llm.metadata.is_function_calling_model  # the agent's FunctionAgent needs it

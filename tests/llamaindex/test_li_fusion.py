@@ -212,7 +212,7 @@ def _error(cls: type, **kwargs: Any) -> str:
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({"pool": ["openai/gpt-4o"]}, "pool[0] is the string 'openai/gpt-4o'"),
+        ({"pool": ["gpt-4o"]}, "pool[0] is the string 'gpt-4o', which is not an OpenRouter"),
         ({"pool": [FakeLLM(), 42]}, "pool[1] is a int, which is neither a LlamaIndex LLM"),
         ({"pool": {"x": object()}}, "pool['x'] is a object"),
         ({"pool": []}, "pool is empty"),

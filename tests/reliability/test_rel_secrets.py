@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import traceback
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
 from pydantic import ValidationError
 from rel_helpers import PROMPT, call, openai_chat, openrouter_chat, openrouter_sdk
+from shown_texts import Texts
 
 from langchain_fusion import FusionChatModel, FusionError
 from langchain_fusion.sim import Simulator
@@ -52,38 +52,6 @@ class Collector(BaseTracer):
 
     def _on_run_create(self, run: Run) -> None:
         self.payloads.append(json.dumps(run.model_dump(), default=str))
-
-
-class Texts:
-    """Everything a fusion showed, to search for the keys."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []
-
-    def add(self, where: str, value: Any) -> None:
-        self.items.append((where, value if isinstance(value, str) else repr(value)))
-
-    def add_json(self, where: str, value: Any) -> None:
-        self.add(where, json.dumps(value, default=str))
-
-    def add_error(self, where: str, error: BaseException) -> None:
-        self.add(f"{where}: str", str(error))
-        self.add(f"{where}: repr", repr(error))
-        self.add(f"{where}: traceback", "".join(traceback.format_exception(error)))
-        if isinstance(error, FusionError):
-            for attr in ("answers", "errors", "report"):
-                self.add_json(f"{where}: .{attr}", getattr(error, attr, None))
-        if isinstance(error, ValidationError):
-            self.add(f"{where}: errors()", error.errors())
-            self.add(f"{where}: json()", error.json())
-
-    def leaks(self) -> list[str]:
-        return [
-            f"{owner} key in {where}"
-            for where, text in self.items
-            for owner, key in KEYS.items()
-            if key in text or key[-11:] in text  # whole, or its distinctive tail
-        ]
 
 
 def members(sim: Simulator, failing: bool = False) -> dict[str, Any]:
@@ -141,7 +109,7 @@ async def test_no_key_shows_anywhere(
     sim: Simulator, caplog: pytest.LogCaptureFixture, entry: str, mode: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    texts = Texts()
+    texts = Texts(KEYS)
     tracer = Collector()
 
     # A fusion that answers.
@@ -188,7 +156,7 @@ async def test_no_key_shows_through_llamaindex(sim: Simulator) -> None:
         "or": openrouter_chat(sim, "rel/bob", api_key=KEYS["openrouter member"]),
     }
     llm = fusion_llm(pool=pool, judge=openai_chat(sim, "rel/judge", api_key=KEYS["judge"]))
-    texts = Texts()
+    texts = Texts(KEYS)
     texts.add("repr", llm)
     texts.add("str", str(llm))
     texts.add("model_dump", llm.model_dump())
@@ -204,7 +172,7 @@ async def test_no_key_shows_through_llamaindex(sim: Simulator) -> None:
 
 def test_the_check_finds_a_key() -> None:
     """The search itself works: a key shown anywhere is found."""
-    texts = Texts()
+    texts = Texts(KEYS)
     texts.add("somewhere", {"authorization": f"Bearer {KEYS['judge']}"})
     texts.add_error("error", RuntimeError(f"bad key {KEYS['slugs'][-11:]}"))
     assert texts.leaks() == ["judge key in somewhere"] + [
@@ -252,7 +220,7 @@ async def test_no_key_shows_in_langsmith_traces_nor_from_the_environment(
     )
     assert fusion.api_key is not None
     assert fusion.api_key.get_secret_value() == KEYS["slugs"]  # from the environment
-    texts = Texts()
+    texts = Texts(KEYS)
     describe(texts, "env-key fusion", fusion)
 
     msg = await call(entry, fusion.with_config(callbacks=[tracer]))
