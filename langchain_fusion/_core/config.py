@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -130,6 +130,14 @@ class FusionSettings(BaseModel):
     hedge_after: float = Field(default=1.0, gt=0)
     """Seconds a member with a hedge may go without a first token before its backup starts."""
 
+    if not TYPE_CHECKING:  # type checkers keep pydantic's typed constructor
+
+        def __init__(self, **data: Any) -> None:
+            try:
+                super().__init__(**data)
+            except ValidationError as error:
+                raise without_object_inputs(error) from None
+
     @model_validator(mode="before")
     @classmethod
     def _refuse_unknown_arguments(cls, data: Any) -> Any:
@@ -197,6 +205,31 @@ def unknown_arguments_error(model: type[BaseModel], unknown: Sequence[str]) -> V
             )
         )
     return ValidationError.from_exception_data(model.__name__, errors)
+
+
+_SHOWN_INPUTS = (str, int, float, bool, type(None))
+
+
+def without_object_inputs(error: ValidationError) -> ValidationError:
+    """`error` with the inputs that are objects left out, its messages unchanged.
+
+    A check of the whole model reports every argument as its input, members included, and
+    a member may hold its key in plain text (LlamaIndex's OpenAI clients do), which
+    `errors()` and `json()` would then show. A setting's own value is kept, except a key's.
+    """
+    details = []
+    for item in error.errors():
+        value = item.get("input")
+        secret = any("key" in str(part) for part in item["loc"])
+        shown = isinstance(value, _SHOWN_INPUTS) and not secret
+        details.append(
+            InitErrorDetails(
+                type=PydanticCustomError(item["type"], "{message}", {"message": item["msg"]}),
+                loc=item["loc"],
+                input=value if shown else "(not shown)",
+            )
+        )
+    return ValidationError.from_exception_data(error.title, details)
 
 
 def check_against_pool(settings: FusionSettings, pool_size: int) -> None:

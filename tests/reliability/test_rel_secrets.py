@@ -170,6 +170,29 @@ async def test_no_key_shows_through_llamaindex(sim: Simulator) -> None:
     assert texts.leaks() == []
 
 
+@pytest.mark.parametrize("adapter", ["FusionChatModel", "FusionLLM"])
+def test_no_member_key_shows_in_a_configuration_error(adapter: str) -> None:
+    """A LlamaIndex OpenAI client keeps its key in plain text (its own repr shows it); a
+    check of the whole fusion's configuration reports every argument as its input."""
+    from li_clients import openai_like_client
+
+    member = openai_like_client("http://127.0.0.1:9/v1", "rel/ada", api_key=KEYS["judge"])
+    assert KEYS["judge"] in repr(member)  # the member itself shows it...
+    if adapter == "FusionLLM":
+        fusion_class: Any = pytest.importorskip("llamaindex_fusion").FusionLLM
+        pool: Any = [member]
+    else:
+        from langchain_fusion.testing import FakeChatModel
+
+        fusion_class, pool = FusionChatModel, [FakeChatModel(model="a")]
+    texts = Texts(KEYS)
+    for bad in ({"min_successful": 3}, {"quorum": 5}, {"pool": [member, 42]}):
+        with pytest.raises(ValidationError) as invalid:
+            fusion_class(**{"pool": pool, "judge": member, **bad})
+        texts.add_error(f"invalid {sorted(bad)}", invalid.value)
+    assert texts.leaks() == []  # ...the fusion's errors do not
+
+
 def test_the_check_finds_a_key() -> None:
     """The search itself works: a key shown anywhere is found."""
     texts = Texts(KEYS)
