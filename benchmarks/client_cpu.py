@@ -11,10 +11,13 @@ member client: at most 2x bare httpx).
 Clients, non-streaming (`ainvoke`) and streaming (`astream`, usage requested):
 - httpx:                bare `httpx.AsyncClient` POST, JSON decoded (streaming: SSE lines
                         decoded)
+- httpx2:               the same with `httpx2.AsyncClient` (pydantic's fork of httpx)
 - ChatOpenAI:           `langchain_openai.ChatOpenAI(base_url=...)`
 - ChatOpenRouter:       `langchain_openrouter.ChatOpenRouter(base_url=...)`
 - ChatOpenAICompatible: `langchain_fusion.providers.ChatOpenAICompatible`, the member that
-                        OpenRouter slugs resolve to
+                        OpenRouter slugs resolve to (its shared httpx2 pool)
+- ChatOpenAICompatible+httpx: the same given an `httpx.AsyncClient` with the same limits
+                        (`http_async_client=`), as it was before it moved to httpx2
 
 It also times importing each client and building one model, on top of langchain-core (fresh
 interpreters), as that is start-up time of the `fusion` command.
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 
 MODEL = "bench/echo"
 PROMPT = "Summarise the benefits of connection pooling in one sentence."
@@ -86,25 +90,27 @@ def clients(base: str, stream: bool) -> dict[str, Call]:
 
     body = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-    bare = httpx.AsyncClient(limits=limits, timeout=60)
+    limits2 = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
     headers = {"Authorization": "Bearer sk-bench"}
     url = base + "/api/v1/chat/completions"
-
-    async def bare_call() -> Any:
-        response = await bare.post(url, json=body, headers=headers)
-        response.raise_for_status()
-        return response.json()
-
     stream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
 
-    async def bare_stream() -> Any:
-        events = []
-        async with bare.stream("POST", url, json=stream_body, headers=headers) as response:
+    def bare(client: Any) -> Call:
+        async def call() -> Any:
+            response = await client.post(url, json=body, headers=headers)
             response.raise_for_status()
-            async for line in response.aiter_lines():
-                if line.startswith("data: ") and line != "data: [DONE]":
-                    events.append(json.loads(line[6:]))
-        return events
+            return response.json()
+
+        async def streamed() -> Any:
+            events = []
+            async with client.stream("POST", url, json=stream_body, headers=headers) as response:
+                response.raise_for_status()
+                async for line in response.aiter_lines():
+                    if line.startswith("data: ") and line != "data: [DONE]":
+                        events.append(json.loads(line[6:]))
+            return events
+
+        return streamed if stream else call
 
     openai = ChatOpenAI(
         model=MODEL, base_url=base + "/v1", api_key="sk-bench", max_retries=0, stream_usage=True
@@ -122,6 +128,12 @@ def clients(base: str, stream: bool) -> dict[str, Call]:
         model=MODEL, base_url=base + "/api/v1", api_key="sk-bench", client=sdk
     )
     ours = ChatOpenAICompatible(model=MODEL, base_url=base + "/api/v1", api_key="sk-bench")
+    ours_httpx = ChatOpenAICompatible(
+        model=MODEL,
+        base_url=base + "/api/v1",
+        api_key="sk-bench",
+        http_async_client=httpx.AsyncClient(limits=limits),
+    )
 
     def invoke(model: Any) -> Call:
         return lambda: model.ainvoke(PROMPT)
@@ -134,10 +146,12 @@ def clients(base: str, stream: bool) -> dict[str, Call]:
 
     wrap = astream if stream else invoke
     return {
-        "httpx": bare_stream if stream else bare_call,
+        "httpx": bare(httpx.AsyncClient(limits=limits, timeout=60)),
+        "httpx2": bare(httpx2.AsyncClient(limits=limits2, timeout=60)),
         "ChatOpenAI": wrap(openai),
         "ChatOpenRouter": wrap(openrouter),
         "ChatOpenAICompatible": wrap(ours),
+        "ChatOpenAICompatible+httpx": wrap(ours_httpx),
     }
 
 
@@ -213,10 +227,10 @@ def report(title: str, samples: dict[str, list[float]]) -> None:
     medians = {name: statistics.median(values) for name, values in samples.items()}
     base = medians["httpx"]
     print(f"\n{title}")
-    print(f"  {'client':<22} {'CPU ms/call':>12} {'x httpx':>8}   (rounds: min..max ms)")
+    print(f"  {'client':<27} {'CPU ms/call':>12} {'x httpx':>8}   (rounds: min..max ms)")
     for name, value in medians.items():
         low, high = min(samples[name]) * 1e3, max(samples[name]) * 1e3
-        print(f"  {name:<22} {value * 1e3:>12.2f} {value / base:>8.2f}   ({low:.2f}..{high:.2f})")
+        print(f"  {name:<27} {value * 1e3:>12.2f} {value / base:>8.2f}   ({low:.2f}..{high:.2f})")
 
 
 def main() -> None:

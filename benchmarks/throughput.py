@@ -22,6 +22,9 @@ three members called concurrently, then one judge call that picks a winner (best
 - fake, fusion-fake: the same two with in-process fake members of the same latencies
                 (`langchain_fusion.testing`), no HTTP: the fusion's own CPU, isolated
 - compat, fusion-compat (`--compat`): with `langchain_fusion.providers.ChatOpenAICompatible`
+                (its shared httpx2 pool)
+- compat+httpx, fusion-compat+httpx (`--compat`): the same given an `httpx.AsyncClient`
+                with the same limits (`http_async_client=`), as before it moved to httpx2
 
 Columns: fusions per second (N over the round's wall time; on a loaded machine this is
 mostly CPU contention), client CPU per fusion (this process's `time.process_time()` over the
@@ -76,6 +79,8 @@ KINDS = (
     "fusion+httpx2",
     "compat",
     "fusion-compat",
+    "compat+httpx",
+    "fusion-compat+httpx",
     "fake",
     "fusion-fake",
 )
@@ -140,12 +145,18 @@ def make_fusion_call(kind: str, base: str) -> Callable[[], Awaitable[list[str]]]
             answer = f"{name} says: keep a tested rollback path."
             return cls(model=name, responses=[answer], latency=FAKE_LATENCY[name])
 
-    elif kind in ("compat", "fusion-compat"):
+    elif "compat" in kind:
         member_class = lighter_member_class()
         assert member_class is not None
+        own: dict[str, Any] = {}
+        if kind.endswith("+httpx"):
+            import httpx
+
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+            own["http_async_client"] = httpx.AsyncClient(limits=limits)
 
         def model(name: str) -> Any:
-            return member_class(model=name, base_url=base + "/api/v1", api_key=API_KEY)
+            return member_class(model=name, base_url=base + "/api/v1", api_key=API_KEY, **own)
 
     else:
         from langchain_openai import ChatOpenAI
@@ -318,7 +329,7 @@ def main() -> None:
     sizes = [int(x) for x in (args.n or ("50" if args.quick else "50,200,500")).split(",")]
     wanted = (args.clients or DEFAULT_KINDS).split(",")
     if args.compat:
-        wanted += ["compat", "fusion-compat"]
+        wanted += ["compat", "fusion-compat", "compat+httpx", "fusion-compat+httpx"]
     print(f"benchmark 3, throughput ({machine()}, load {os.getloadavg()[0]:.2f})")
     print(
         "N fusions started at once, 3 members (0.2/0.3/0.4 s) + judge (0.2 s), best_of; "
@@ -337,7 +348,7 @@ def main() -> None:
             for kind in kinds:
                 results[kind, n] = r = run_child(sim, kind, n, args.rounds)
                 print(
-                    f"  ... {kind:<13} N={n:<4} {r['fps']:7.1f} fusions/s "
+                    f"  ... {kind:<19} N={n:<4} {r['fps']:7.1f} fusions/s "
                     f"{r['cpu_ms']:7.1f} ms CPU/fusion  errors {r['errors']}",
                     flush=True,
                 )
@@ -346,6 +357,7 @@ def main() -> None:
         "fusion": "ChatOpenAI",
         "fusion+httpx2": "ChatOpenAI+httpx2",
         "fusion-compat": "compat",
+        "fusion-compat+httpx": "compat+httpx",
         "fusion-fake": "fake",
     }
     floor_kind = "httpx2" if "httpx2" in kinds else "httpx"

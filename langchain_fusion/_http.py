@@ -2,7 +2,13 @@
 
 - One connection pool per process for sync calls, and one per event loop for async calls
   (an async connection belongs to the loop that opened it), shared by every
-  `ChatOpenAICompatible` that was not given its own httpx clients.
+  `ChatOpenAICompatible` that was not given its own clients.
+- The pools are httpx2's (pydantic's maintained fork of httpx): a cancelled call leaves no
+  connection or request behind in httpcore2's pool, where httpcore 1.0.9 under httpx
+  strands them for good (encode/httpcore#1093), and it costs less than half the client CPU
+  per fusion at 50-500 concurrent fusions (`benchmarks/stranding.py`,
+  `benchmarks/throughput.py`). An httpx client given by the caller still works: its errors
+  are mapped to the same `ProviderError`s.
 - Retries are bounded: at most `max_retries`, on connection failures and on 408, 409, 429
   and 5xx; a `Retry-After` (or `retry-after-ms`) is honoured only when it is no longer than
   `max_retry_delay` and the retry would start before the fusion's deadline, otherwise the
@@ -22,16 +28,36 @@ import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import httpx
+import httpx2
 
 from langchain_fusion._exceptions import ProviderError, ProviderTimeoutError
 
 T = TypeVar("T")
 
 #: Connection limits of the shared pools (the openai SDK's defaults).
-LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
+
+#: A client for sync calls: httpx2's (the shared pools), or an httpx one given by the caller.
+SyncClient: TypeAlias = httpx2.Client | httpx.Client
+#: A client for async calls: httpx2's (the shared pools), or an httpx one given by the caller.
+AsyncClient: TypeAlias = httpx2.AsyncClient | httpx.AsyncClient
+#: A request built by one of those clients (and sent by the same client).
+Request: TypeAlias = httpx2.Request | httpx.Request
+#: A response of one of those clients.
+Response: TypeAlias = httpx2.Response | httpx.Response
+
+#: The error of a request that got no response (network failure, timeout, broken stream).
+TransportError: TypeAlias = httpx2.TransportError | httpx.TransportError
+#: The classes of `TransportError`, to catch.
+TRANSPORT_ERRORS: tuple[type[httpx2.TransportError], type[httpx.TransportError]] = (
+    httpx2.TransportError,
+    httpx.TransportError,
+)
+#: The timeouts among them (connect, read, write, pool).
+TIMEOUT_ERRORS = (httpx2.TimeoutException, httpx.TimeoutException)
 
 #: Statuses worth a retry: request timeout, conflict, rate limit, server errors.
 _RETRY_STATUSES = frozenset({408, 409, 429})
@@ -117,7 +143,7 @@ class RetryPolicy:
         return asked, ""
 
 
-def should_retry(response: httpx.Response) -> bool:
+def should_retry(response: Response) -> bool:
     """Whether a failed response's status is worth a retry (the server may say otherwise)."""
     told = str(response.headers.get("x-should-retry", ""))
     if told in ("true", "false"):
@@ -142,7 +168,7 @@ def error_code(body: Any) -> int | None:
     return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
-def status_error(response: httpx.Response, attempt: int, why: str) -> ProviderError:
+def status_error(response: Response, attempt: int, why: str) -> ProviderError:
     """The `ProviderError` of a failed response whose body has been read."""
     try:
         body: Any = response.json()
@@ -157,16 +183,16 @@ def status_error(response: httpx.Response, attempt: int, why: str) -> ProviderEr
     )
 
 
-def transport_error(exc: httpx.TransportError, attempt: int, why: str) -> ProviderError:
+def transport_error(exc: TransportError, attempt: int, why: str) -> ProviderError:
     """The `ProviderError` of a request that got no response."""
-    kind = ProviderTimeoutError if isinstance(exc, httpx.TimeoutException) else ProviderError
+    kind = ProviderTimeoutError if isinstance(exc, TIMEOUT_ERRORS) else ProviderError
     host = exc.request.url.host if _has_request(exc) else "the provider"
     detail = " ".join(str(exc).split())[:200] or type(exc).__name__
     note = f" ({why})" if why else ""
     return kind(f"{type(exc).__name__} calling {host}: {detail}{note}", retries=attempt)
 
 
-def _has_request(exc: httpx.TransportError) -> bool:
+def _has_request(exc: TransportError) -> bool:
     try:
         exc.request  # noqa: B018 - raises RuntimeError when unset
     except RuntimeError:
@@ -174,9 +200,23 @@ def _has_request(exc: httpx.TransportError) -> bool:
     return True
 
 
-def send(
-    client: httpx.Client, request: httpx.Request, policy: RetryPolicy, *, stream: bool
-) -> httpx.Response:
+def _send_once(client: SyncClient, request: Request, stream: bool) -> Response:
+    if isinstance(client, httpx2.Client) and isinstance(request, httpx2.Request):
+        return client.send(request, stream=stream)
+    if isinstance(client, httpx.Client) and isinstance(request, httpx.Request):
+        return client.send(request, stream=stream)
+    raise TypeError("a request must be sent by the client (httpx2 or httpx) that built it")
+
+
+async def _asend_once(client: AsyncClient, request: Request, stream: bool) -> Response:
+    if isinstance(client, httpx2.AsyncClient) and isinstance(request, httpx2.Request):
+        return await client.send(request, stream=stream)
+    if isinstance(client, httpx.AsyncClient) and isinstance(request, httpx.Request):
+        return await client.send(request, stream=stream)
+    raise TypeError("a request must be sent by the client (httpx2 or httpx) that built it")
+
+
+def send(client: SyncClient, request: Request, policy: RetryPolicy, *, stream: bool) -> Response:
     """Send `request` with bounded retries; returns a successful response (open if `stream`).
 
     Raises:
@@ -185,8 +225,8 @@ def send(
     attempt = 0
     while True:
         try:
-            response = client.send(request, stream=stream)
-        except httpx.TransportError as exc:
+            response = _send_once(client, request, stream)
+        except TRANSPORT_ERRORS as exc:
             wait, why = policy.delay(attempt, None)
             if wait is None:
                 raise transport_error(exc, attempt, why) from exc
@@ -205,8 +245,8 @@ def send(
 
 
 async def asend(
-    client: httpx.AsyncClient, request: httpx.Request, policy: RetryPolicy, *, stream: bool
-) -> httpx.Response:
+    client: AsyncClient, request: Request, policy: RetryPolicy, *, stream: bool
+) -> Response:
     """`send` for an async client: the waits are cancellable, as the fusion's deadline needs.
 
     Raises:
@@ -215,8 +255,8 @@ async def asend(
     attempt = 0
     while True:
         try:
-            response = await client.send(request, stream=stream)
-        except httpx.TransportError as exc:
+            response = await _asend_once(client, request, stream)
+        except TRANSPORT_ERRORS as exc:
             wait, why = policy.delay(attempt, None)
             if wait is None:
                 raise transport_error(exc, attempt, why) from exc
@@ -234,39 +274,64 @@ async def asend(
         attempt += 1
 
 
+#: Closes still running after their caller was cancelled (a task needs a reference).
+_CLOSING: set[asyncio.Task[None]] = set()
+
+
+async def aclose_response(response: Response) -> None:
+    """Close `response`, and finish releasing it to its pool even if the caller is cancelled.
+
+    A response that was not read to its end closes its connection, and the socket's close
+    yields to the event loop once; a cancellation landing there would leave the request
+    registered in the pool for good (encode/httpcore#1115, in httpcore2 too; with a closed
+    connection, so no slot is lost). The close runs in a task of its own, shielded: the
+    caller's cancellation still propagates at once.
+    """
+    closing = asyncio.ensure_future(response.aclose())
+    _CLOSING.add(closing)
+    closing.add_done_callback(_closed)
+    await asyncio.shield(closing)
+
+
+def _closed(task: asyncio.Task[None]) -> None:
+    _CLOSING.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed close of an abandoned stream is no news
+
+
 # -- shared connection pools -----------------------------------------------------------------
 
 
 class SharedClients:
-    """One httpx connection pool for sync calls, and one per event loop for async calls.
+    """One httpx2 connection pool for sync calls, and one per event loop for async calls.
 
     An async connection belongs to the event loop that opened it, so each loop gets its own
-    `httpx.AsyncClient`; it is dropped with its loop.
+    `httpx2.AsyncClient`; it is dropped with its loop.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sync: httpx.Client | None = None
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+        self._sync: httpx2.Client | None = None
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
 
-    def sync_client(self) -> httpx.Client:
+    def sync_client(self) -> httpx2.Client:
         """The process's shared sync client."""
         client = self._sync
         if client is None:
             with self._lock:
                 if self._sync is None:
-                    self._sync = httpx.Client(limits=LIMITS)
+                    self._sync = httpx2.Client(limits=LIMITS)
                 client = self._sync
         return client
 
-    def async_client(self) -> httpx.AsyncClient:
+    def async_client(self) -> httpx2.AsyncClient:
         """The running event loop's shared async client."""
         loop = asyncio.get_running_loop()
         client = self._async.get(loop)
         if client is None:
-            client = self._async[loop] = httpx.AsyncClient(limits=LIMITS)
+            client = self._async[loop] = httpx2.AsyncClient(limits=LIMITS)
         return client
 
 

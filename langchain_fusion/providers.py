@@ -1,6 +1,6 @@
 """Chat models for OpenAI-compatible endpoints: OpenRouter slugs, vLLM, Ollama, La Plateforme.
 
-`ChatOpenAICompatible` is a small LangChain chat model over httpx that speaks the OpenAI
+`ChatOpenAICompatible` is a small LangChain chat model over httpx2 that speaks the OpenAI
 chat-completions protocol. It is what an OpenRouter slug in a fusion's pool becomes, and
 works the same for any OpenAI-compatible server given its `base_url`:
 
@@ -23,7 +23,7 @@ What it does that a fusion member needs:
 - retries at most `max_retries` times, honouring `Retry-After` only when it is no longer
   than `max_retry_delay` and the retry starts before the fusion's deadline;
 - shares one connection pool per process (per event loop for async calls) with every other
-  `ChatOpenAICompatible`, unless given its own httpx clients;
+  `ChatOpenAICompatible`, unless given its own clients (httpx2's, or httpx's);
 - asks for usage when streaming (`stream_usage`), whatever the `base_url`;
 - costs little client CPU per call (see `benchmarks/client_cpu.py`).
 """
@@ -37,7 +37,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
@@ -56,7 +55,13 @@ from pydantic import (
 from langchain_fusion._exceptions import ProviderError, ProviderTimeoutError
 from langchain_fusion._http import (
     SHARED_CLIENTS,
+    TRANSPORT_ERRORS,
+    AsyncClient,
+    Request,
+    Response,
     RetryPolicy,
+    SyncClient,
+    aclose_response,
     asend,
     send,
     transport_error,
@@ -79,7 +84,7 @@ _SLUG_RE = re.compile(r"^[^\s/]+/\S+$")
 
 
 class ChatOpenAICompatible(BaseChatModel):
-    """A chat model for any OpenAI-compatible chat-completions endpoint, over httpx.
+    """A chat model for any OpenAI-compatible chat-completions endpoint, over httpx2.
 
     OpenRouter slugs in a fusion's pool become this model (see `openrouter_chat_model`);
     point `base_url` at vLLM, Ollama, La Plateforme or any other compatible server.
@@ -151,7 +156,7 @@ class ChatOpenAICompatible(BaseChatModel):
     `X-Title`). Not shown in reprs."""
 
     timeout: float | None = Field(default=120.0, gt=0)
-    """Seconds allowed for connecting and between bytes received (httpx timeouts); `None`
+    """Seconds allowed for connecting and between bytes received (httpx2 timeouts); `None`
     waits forever. A fusion's `member_timeout` and `deadline` bound a whole call."""
 
     max_retries: int = Field(default=2, ge=0)
@@ -171,12 +176,14 @@ class ChatOpenAICompatible(BaseChatModel):
     """Ask for the usage (and OpenRouter's cost) at the end of a stream
     (`stream_options.include_usage`); turn off for servers that reject it."""
 
-    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
-    """The httpx client for sync calls; `None` shares the process's connection pool."""
+    http_client: SyncClient | None = Field(default=None, exclude=True, repr=False)
+    """The client for sync calls, an `httpx2.Client` (or an `httpx.Client`); `None` shares
+    the process's connection pool."""
 
-    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
-    """The httpx client for async calls; `None` shares one connection pool per event
-    loop."""
+    http_async_client: AsyncClient | None = Field(default=None, exclude=True, repr=False)
+    """The client for async calls, an `httpx2.AsyncClient` (or an `httpx.AsyncClient`, whose
+    pool can lose connections to cancelled calls: encode/httpcore#1093); `None` shares one
+    connection pool per event loop."""
 
     if not TYPE_CHECKING:  # type checkers keep pydantic's typed constructor
 
@@ -275,7 +282,7 @@ class ChatOpenAICompatible(BaseChatModel):
                 payload["stream_options"] = {"include_usage": True}
         return payload
 
-    def _request(self, client: httpx.Client | httpx.AsyncClient, payload: Any) -> httpx.Request:
+    def _request(self, client: SyncClient | AsyncClient, payload: Any) -> Request:
         headers = dict(self.default_headers)
         if self.api_key is not None:
             headers["Authorization"] = "Bearer " + self.api_key.get_secret_value()
@@ -284,16 +291,16 @@ class ChatOpenAICompatible(BaseChatModel):
             self.base_url + "/chat/completions",
             json=payload,
             headers=headers,
-            timeout=httpx.Timeout(self.timeout),
+            timeout=self.timeout,  # connect, read, write and pool alike
         )
 
     def _policy(self) -> RetryPolicy:
         return RetryPolicy(self.max_retries, self.max_retry_delay)
 
-    def _sync_client(self) -> httpx.Client:
+    def _sync_client(self) -> SyncClient:
         return self.http_client or SHARED_CLIENTS.sync_client()
 
-    def _async_client(self) -> httpx.AsyncClient:
+    def _async_client(self) -> AsyncClient:
         return self.http_async_client or SHARED_CLIENTS.async_client()
 
     # -- calls ------------------------------------------------------------------------------
@@ -346,7 +353,7 @@ class ChatOpenAICompatible(BaseChatModel):
                     if run_manager is not None:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-        except httpx.TransportError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise transport_error(exc, 0, _broken(reader)) from exc
         finally:
             response.close()
@@ -379,10 +386,10 @@ class ChatOpenAICompatible(BaseChatModel):
                     if run_manager is not None:
                         await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-        except httpx.TransportError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise transport_error(exc, 0, _broken(reader)) from exc
         finally:
-            await response.aclose()
+            await aclose_response(response)  # released to the pool even if cancelled
         last = ChatGenerationChunk(message=reader.final())
         if run_manager is not None:
             await run_manager.on_llm_new_token("", chunk=last)
@@ -393,7 +400,7 @@ def _broken(reader: StreamReader) -> str:
     return f"the stream broke after {reader.events} events" if reader.events else ""
 
 
-def _json_body(response: httpx.Response) -> Any:
+def _json_body(response: Response) -> Any:
     try:
         return json.loads(response.content)
     except ValueError as exc:

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import operator
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from langchain_core.messages import AIMessageChunk
 from pydantic import BaseModel
 
 from langchain_fusion._core.usage import message_cost
-from langchain_fusion._http import SHARED_CLIENTS, deadline_scope, parse_retry_after
+from langchain_fusion._http import (
+    SHARED_CLIENTS,
+    aclose_response,
+    deadline_scope,
+    parse_retry_after,
+)
 from langchain_fusion.providers import ChatOpenAICompatible, ProviderError, ProviderTimeoutError
 from langchain_fusion.sim import Simulator
 
@@ -204,6 +211,70 @@ async def test_timeout_is_a_provider_timeout(sim: Simulator, member: Member) -> 
         await asyncio.sleep(0.01)
 
 
+@pytest.mark.parametrize("library", ["httpx2", "httpx"])
+async def test_own_clients_of_either_library_raise_the_same_errors(
+    sim: Simulator, member: Member, library: str
+) -> None:
+    """The shared pools are httpx2's; a caller's own httpx clients keep working, their
+    failures mapped to the same `ProviderError`s."""
+    lib: Any = importlib.import_module(library)
+    sync_client, async_client = lib.Client(), lib.AsyncClient()
+    own = {"http_client": sync_client, "http_async_client": async_client, "max_retries": 0}
+    refused = ChatOpenAICompatible(
+        model="x/y",
+        base_url="http://127.0.0.1:9/v1",
+        **own,  # nothing listens
+    )
+    try:
+        assert (await member("p/plain", **own).ainvoke("hello")).content.startswith("Hello")
+        assert (await asyncio.to_thread(member("p/plain", **own).invoke, "hello")).content
+        with pytest.raises(ProviderTimeoutError, match="ReadTimeout"):
+            await member("p/hang", **own, timeout=0.2).ainvoke("hello")
+        with pytest.raises(ProviderTimeoutError, match="ReadTimeout"):
+            await asyncio.to_thread(member("p/hang", **own, timeout=0.2).invoke, "hello")
+        with pytest.raises(ProviderError, match="stream broke after") as caught:
+            async for _ in member("p/broken", **own).astream("hello"):
+                pass
+        assert not isinstance(caught.value, ProviderTimeoutError)
+        with pytest.raises(ProviderError, match="stream broke after"):
+            await asyncio.to_thread(lambda: list(member("p/broken", **own).stream("hello")))
+        with pytest.raises(ProviderError, match="HTTP 400") as caught:
+            await member("p/400", **own).ainvoke("hello")
+        assert caught.value.status_code == 400
+        with pytest.raises(ProviderError, match=r"ConnectError calling 127\.0\.0\.1"):
+            await refused.ainvoke("hello")
+        with pytest.raises(ProviderError, match=r"ConnectError calling 127\.0\.0\.1"):
+            await asyncio.to_thread(refused.invoke, "hello")
+    finally:
+        sync_client.close()
+        await async_client.aclose()
+
+
+class _SlowClose:
+    """A response whose close yields to the event loop before it releases the connection,
+    as closing a socket does."""
+
+    def __init__(self) -> None:
+        self.released = False
+
+    async def aclose(self) -> None:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        self.released = True
+
+
+async def test_a_response_close_finishes_when_its_caller_is_cancelled() -> None:
+    response = _SlowClose()
+    task = asyncio.create_task(aclose_response(response))  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # the close has started and yielded
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task  # the cancellation goes through at once...
+    assert not response.released
+    await asyncio.sleep(0.01)
+    assert response.released  # ...and the close still ends, releasing the connection
+
+
 def test_tool_calls_and_structured_output(sim: Simulator, member: Member) -> None:
     model = member("p/plain").bind_tools([get_weather])
     msg = model.invoke("What is the weather like?")
@@ -246,14 +317,16 @@ async def test_one_shared_pool_per_process_and_per_loop(member: Member) -> None:
     assert a._async_client() is b._async_client()
     other_loop = await asyncio.to_thread(lambda: asyncio.run(_async_client_of(a)))
     assert other_loop is not a._async_client()  # connections never cross event loops
-    own = httpx.AsyncClient()
-    try:
-        assert member("p/plain", http_async_client=own)._async_client() is own
-    finally:
-        await own.aclose()
+    assert isinstance(a._async_client(), httpx2.AsyncClient)  # httpx2's pools are shared
+    assert isinstance(a._sync_client(), httpx2.Client)
+    for own in (httpx2.AsyncClient(), httpx.AsyncClient()):  # a client of either library
+        try:
+            assert member("p/plain", http_async_client=own)._async_client() is own
+        finally:
+            await own.aclose()
 
 
-async def _async_client_of(model: ChatOpenAICompatible) -> httpx.AsyncClient:
+async def _async_client_of(model: ChatOpenAICompatible) -> Any:
     return model._async_client()
 
 

@@ -7,12 +7,17 @@
   relays the stream): the judge's streamed request is abandoned promptly.
 - 100 fusions (40 through ChatOpenRouter) cancelled at random moments leave no connection
   checked out of a small pool (`max_connections=4`): a fusion afterwards still works.
+- 100 fusions of OpenRouter slugs (`ChatOpenAICompatible` members and judge on their shared
+  httpx2 pool, shrunk to 4 connections) cancelled at random moments lose no connection at
+  all: the whole pool serves the fusions that follow (httpcore 1.0.9 under httpx strands
+  connections there, encode/httpcore#1093; `benchmarks/stranding.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 import sys
@@ -21,6 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
@@ -40,7 +46,7 @@ from rel_helpers import (
     wait_for,
 )
 
-from langchain_fusion import FusionChatModel
+from langchain_fusion import FusionChatModel, _http, providers
 from langchain_fusion.sim import Simulator
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("warm_async")]
@@ -186,6 +192,80 @@ async def test_cancelled_fusions_leave_no_connection_checked_out(
     assert [c["status"] for c in msg.response_metadata["fusion"]["candidates"]] == ["ok"] * 3
     assert pool_state(http)[0] == 0
     await http.aclose()
+
+
+SLUG_POOL_SIZE = 4
+
+
+async def test_cancelled_slug_fusions_lose_no_connection_of_the_shared_pool(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slugs become ChatOpenAICompatible models on the shared per-loop pool: a fresh one here,
+    # of 4 connections, so that every connection a cancellation could strand would show.
+    limits = httpx2.Limits(max_connections=SLUG_POOL_SIZE, max_keepalive_connections=4)
+    monkeypatch.setattr(_http, "LIMITS", limits)
+    monkeypatch.setattr(providers, "SHARED_CLIENTS", _http.SharedClients())
+    shared = providers.SHARED_CLIENTS.async_client()
+    rng = random.Random(7)
+
+    def fusion(pool: dict[str, str], judge: str, mode: str) -> FusionChatModel:
+        return FusionChatModel(
+            pool=pool,
+            judge=judge,
+            mode=mode,
+            api_key="sk-test",
+            base_url=sim.openrouter_base_url,
+            debate_rounds=1,
+            seed=1,
+        )
+
+    async def read(stream: Any) -> None:
+        async for _ in stream:
+            pass
+
+    for i in range(100):
+        # Alternately slow members or a slow judge, invoked or streamed (the judge's answer
+        # streams in merge and debate), cancelled before, during or after the requests.
+        if i % 2:
+            pool = {name: f"rel/{name}" for name in ("ada", "bob", "cy")}
+            fused = fusion(pool, "rel/slow-judge", MODES[i % 4])
+        else:
+            pool = {"ada": "rel/ada", "s1": "rel/slow", "s2": "rel/slow"}
+            fused = fusion(pool, "rel/judge", MODES[i % 4])
+        call = fused.ainvoke(PROMPT) if i % 4 < 2 else read(fused.astream(PROMPT))
+        task = asyncio.create_task(call)
+        await asyncio.sleep(rng.random() * 0.03)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await wait_for(lambda: sim.stats().totals.in_flight == 0, timeout=3.0)
+    gc.collect()  # a stream left between two chunks is closed by its finaliser
+    await asyncio.sleep(0.05)
+
+    connections = shared._transport._pool
+    try:
+        assert connections._requests == []  # every response the fusions opened was closed
+        held = [c for c in connections.connections if not (c.is_idle() or c.is_closed())]
+        assert held == []  # no connection stranded (encode/httpcore#1093 under httpx)
+
+        # The whole pool serves again: two fusions at once, 6 member calls on 4 connections,
+        # promptly.
+        names = {name: f"rel/{name}" for name in ("ada", "bob", "cy")}
+        started = time.monotonic()
+        messages = await asyncio.wait_for(
+            asyncio.gather(*(fusion(names, "rel/judge", m).ainvoke(PROMPT) for m in MODES[:2])),
+            timeout=5.0,
+        )
+        assert time.monotonic() - started < 3.0
+        for msg in messages:
+            report = msg.response_metadata["fusion"]
+            assert [c["status"] for c in report["candidates"]] == ["ok"] * 3
+            assert report["judge"]["status"] == "ok"
+            assert "rollback" in str(msg.content)
+        assert connections._requests == []
+        assert len(connections.connections) <= SLUG_POOL_SIZE
+    finally:
+        await shared.aclose()
 
 
 class _Records(logging.Handler):

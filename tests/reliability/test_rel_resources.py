@@ -127,7 +127,7 @@ async def test_sequential_fusions_over_http_keep_fds_and_threads_flat(sim: Simul
 
 def fusion_objects() -> collections.Counter[str]:
     """Live objects of the types a fusion makes per call: its own, LangChain's messages and
-    outputs, httpx's requests and responses."""
+    outputs, httpx2's (and httpx's) requests and responses."""
     gc.collect()
     prefixes = ("langchain_fusion", "langchain_core.messages", "langchain_core.outputs", "httpx")
     kinds = (f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
