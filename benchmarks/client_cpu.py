@@ -22,7 +22,11 @@ Clients, non-streaming (`ainvoke`) and streaming (`astream`, usage requested):
 It also times importing each client and building one model, on top of langchain-core (fresh
 interpreters), as that is start-up time of the `fusion` command.
 
-Run: `python benchmarks/client_cpu.py [--calls 200] [--repeats 5] [--no-stream]`
+`--paired` compares only `ChatOpenAICompatible` on httpx2 with the same given an httpx client,
+round by round (streamed and plain calls alternating on the same two clients), and counts
+the rounds each was the cheaper in.
+
+Run: `python benchmarks/client_cpu.py [--calls 200] [--repeats 5] [--no-stream] [--paired]`
 """
 
 from __future__ import annotations
@@ -191,6 +195,58 @@ async def run_all(
     return tables
 
 
+async def paired(base: str, calls: int, repeats: int) -> None:
+    """`ChatOpenAICompatible` on httpx2 against the same given an httpx client, round by
+    round: in each round both clients make `calls` streamed calls, then `calls` plain ones
+    (which client goes first alternates); prints the medians and the rounds each won."""
+    from langchain_fusion.providers import ChatOpenAICompatible
+
+    pools = {
+        "httpx2": httpx2.AsyncClient(
+            limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
+        ),
+        "httpx": httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+        ),
+    }
+    models = {
+        name: ChatOpenAICompatible(
+            model=MODEL, base_url=base + "/api/v1", api_key="sk-bench", http_async_client=pool
+        )
+        for name, pool in pools.items()
+    }
+
+    def streamed(model: Any) -> Call:
+        async def run() -> Any:
+            return [chunk async for chunk in model.astream(PROMPT)]
+
+        return run
+
+    calls_of = {
+        (name, kind): streamed(model)
+        if kind == "streaming"
+        else (lambda m=model: m.ainvoke(PROMPT))
+        for name, model in models.items()
+        for kind in ("streaming", "non-streaming")
+    }
+    for call in calls_of.values():  # warm-up
+        await cpu_per_call(call, min(calls, 50))
+    samples: dict[tuple[str, str], list[float]] = {key: [] for key in calls_of}
+    for i in range(repeats):
+        names = list(models) if i % 2 == 0 else list(models)[::-1]
+        for name in names:
+            for kind in ("streaming", "non-streaming"):
+                samples[name, kind].append(await cpu_per_call(calls_of[name, kind], calls))
+    print(f"\nChatOpenAICompatible on httpx2 vs given an httpx client, {repeats} paired rounds")
+    for kind in ("non-streaming", "streaming"):
+        new, old = samples["httpx2", kind], samples["httpx", kind]
+        won = sum(a < b for a, b in zip(new, old, strict=True))
+        print(
+            f"  {kind:<14} CPU ms/call median: httpx2 {statistics.median(new) * 1e3:.2f}, "
+            f"httpx {statistics.median(old) * 1e3:.2f}; httpx2 cheaper in {won}/{repeats} rounds"
+        )
+
+
 def import_times(repeats: int = 3) -> dict[str, float]:
     """Seconds to import each client and build one, on top of langchain-core (fresh
     interpreters): ChatOpenRouter loads its SDK only when built."""
@@ -239,6 +295,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="rounds per client")
     parser.add_argument("--no-stream", action="store_true", help="skip the streaming table")
     parser.add_argument("--no-imports", action="store_true", help="skip the import timings")
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="only ChatOpenAICompatible on httpx2 vs on an httpx client, round by round",
+    )
     args = parser.parse_args()
 
     os.environ.pop("OPENAI_BASE_URL", None)
@@ -251,6 +312,9 @@ def main() -> None:
                 f"client CPU per call: {args.calls} concurrent calls per round, "
                 f"{args.repeats} rounds per client, simulator in its own process at {base}"
             )
+            if args.paired:
+                asyncio.run(paired(base, args.calls, args.repeats))
+                return
             # One event loop for everything: ChatOpenAI caches its async httpx client per
             # process, and its connections break in a second loop.
             tables = asyncio.run(run_all(base, args.calls, args.repeats, not args.no_stream))
