@@ -9,15 +9,11 @@ place, can retry 5xx for an hour (see DESIGN.md).
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import operator
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from entries import call_entry
 from langchain_core.messages import AIMessage, AIMessageChunk
 
 from langchain_fusion.sim import Simulator
@@ -113,32 +109,10 @@ def make_pool(sim: Simulator, kind: str) -> tuple[list[Any], Any]:
     return pool, chat(sim, judge, "e2e/judge")
 
 
-def join(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    """Streamed chunks added up into one message."""
-    assert chunks, "the stream yielded nothing"
-    return functools.reduce(operator.add, chunks)
-
-
 async def call(entry: str, runnable: Any, prompt: Any = PROMPT) -> AIMessage | AIMessageChunk:
-    """Call `runnable` through `entry`; sync entries run in a worker thread (no event loop
-    there, as in a sync program)."""
-    if entry == "invoke":
-        return await asyncio.to_thread(runnable.invoke, prompt)
-    if entry == "stream":
-        return join(await asyncio.to_thread(lambda: list(runnable.stream(prompt))))
-    if entry == "ainvoke":
-        return await runnable.ainvoke(prompt)
-    if entry == "astream":
-        return join([chunk async for chunk in runnable.astream(prompt)])
-    raise AssertionError(entry)
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll `condition` until it holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+    """Call `runnable` through `entry` (`entries.call_entry`), by default on `PROMPT`."""
+    result: AIMessage | AIMessageChunk = await call_entry(entry, runnable, prompt)
+    return result
 
 
 def assert_matches_stats(

@@ -21,8 +21,8 @@ from e2e_helpers import (
     assert_matches_stats,
     call,
     chat,
-    wait_for,
 )
+from entries import wait_for
 
 from langchain_fusion import FusionChatModel, FusionError, JudgeError, NotEnoughAnswersError
 from langchain_fusion.sim import Simulator

@@ -11,7 +11,8 @@ import time
 from typing import Any
 
 import pytest
-from e2e_helpers import ANSWERS, PROMPT, assert_matches_stats, chat, wait_for
+from e2e_helpers import ANSWERS, PROMPT, assert_matches_stats, chat
+from entries import wait_for
 
 from langchain_fusion import FusionChatModel
 from langchain_fusion.sim import Simulator

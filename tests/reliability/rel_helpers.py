@@ -8,9 +8,7 @@ can retry 5xx for an hour: see DESIGN.md), as in `tests/e2e`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
-import operator
 import re
 import time
 from collections.abc import (
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from entries import call_entry, wait_for
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
@@ -110,31 +109,10 @@ def chat(sim: Simulator, client: str, model: str, /, **kwargs: Any) -> Any:
     raise AssertionError(client)
 
 
-def join(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    """Streamed chunks added up into one message."""
-    assert chunks, "the stream yielded nothing"
-    return functools.reduce(operator.add, chunks)
-
-
 async def call(entry: str, runnable: Any, prompt: Any = PROMPT) -> Any:
-    """Call `runnable` through `entry`; sync entries run in a worker thread."""
-    if entry == "invoke":
-        return await asyncio.to_thread(runnable.invoke, prompt)
-    if entry == "stream":
-        return join(await asyncio.to_thread(lambda: list(runnable.stream(prompt))))
-    if entry == "ainvoke":
-        return await runnable.ainvoke(prompt)
-    if entry == "astream":
-        return join([chunk async for chunk in runnable.astream(prompt)])
-    raise AssertionError(entry)
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll `condition` until it holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+    """Call `runnable` through `entry` (`entries.call_entry`), by default on `PROMPT`."""
+    result: Any = await call_entry(entry, runnable, prompt)
+    return result
 
 
 def wait_idle(sim: Simulator, timeout: float = 5.0) -> None:

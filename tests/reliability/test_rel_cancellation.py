@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
+from entries import wait_for
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field
@@ -43,7 +44,6 @@ from rel_helpers import (
     openai_chat,
     openrouter_chat,
     relay_and_cancel,
-    wait_for,
 )
 
 from langchain_fusion import FusionChatModel, _http, providers

@@ -33,10 +33,11 @@ import time
 from typing import Any
 
 import pytest
+from entries import wait_for
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel
-from rel_helpers import ANSWERS, PROMPT, assert_usage_matches, call, openai_chat, wait_for
+from rel_helpers import ANSWERS, PROMPT, assert_usage_matches, call, openai_chat
 
 from langchain_fusion import FusionChatModel, JudgeError, NotEnoughAnswersError
 from langchain_fusion.sim import Simulator

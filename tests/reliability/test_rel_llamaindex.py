@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from entries import wait_for
 from li_clients import openai_like_client
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
 from matrix import HANG_TIMEOUT, MID_STREAM
@@ -51,7 +52,6 @@ from rel_helpers import (
     faults_by_kind,
     relay_and_cancel,
     run_concurrently,
-    wait_for,
 )
 
 import langchain_fusion

@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 import pytest
+from entries import wait_for
 from rel_helpers import (
     PROMPT,
     assert_every_fault_reported,
@@ -26,7 +27,6 @@ from rel_helpers import (
     faults_by_kind,
     openai_chat,
     run_concurrently,
-    wait_for,
 )
 
 from langchain_fusion import FusionChatModel, JudgeError, NotEnoughAnswersError

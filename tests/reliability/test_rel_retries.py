@@ -32,8 +32,9 @@ import time
 from typing import Any
 
 import pytest
+from entries import wait_for
 from matrix import IN_E2E, TARGET_MODES, Case
-from rel_helpers import ANSWERS, assert_usage_matches, call, openai_chat, wait_for, wait_idle
+from rel_helpers import ANSWERS, assert_usage_matches, call, openai_chat, wait_idle
 from test_rel_fault_matrix import run_case
 
 from langchain_fusion import FusionChatModel
