@@ -48,7 +48,8 @@ from langchain_fusion._runtime.members import (
     unwrap_chat_model,
     with_hedges,
 )
-from langchain_fusion._runtime.modes import FusionRun, prepare_run
+from langchain_fusion._runtime.modes import plan
+from langchain_fusion._runtime.run import FusionRun, prepare_run
 from langchain_fusion._runtime.steps import Deadline, FusionResult
 from langchain_fusion._scoped import aeach_step_in, each_step_in
 from langchain_fusion._slugs import SlugFields
@@ -365,7 +366,7 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
             run.settings.max_concurrency,
         )
         with _child_scope(deadline.at):
-            result = driver.run(run.plan())
+            result = driver.run(plan(run))
         return ChatResult(generations=[ChatGeneration(message=self._final_message(result))])
 
     async def _agenerate(
@@ -383,7 +384,7 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
             run.settings.max_concurrency,
         )
         with _child_scope(deadline.at):
-            result = await driver.run(run.plan())
+            result = await driver.run(plan(run))
         return ChatResult(generations=[ChatGeneration(message=self._final_message(result))])
 
     def _stream(
@@ -397,7 +398,7 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         parent = self._parent(run_manager, stop, kwargs)
         deadline = self._deadline(run)
         driver = SyncDriver(child_config_factory(parent), deadline, run.settings.max_concurrency)
-        for item in each_step_in(driver.stream(run.plan()), lambda: _child_scope(deadline.at)):
+        for item in each_step_in(driver.stream(plan(run)), lambda: _child_scope(deadline.at)):
             chunk = ChatGenerationChunk(
                 message=self._final_chunk(item) if isinstance(item, FusionResult) else item
             )
@@ -417,7 +418,7 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         deadline = self._deadline(run)
         driver = AsyncDriver(child_config_factory(parent), deadline, run.settings.max_concurrency)
         async for item in aeach_step_in(
-            driver.stream(run.plan()), lambda: _child_scope(deadline.at)
+            driver.stream(plan(run)), lambda: _child_scope(deadline.at)
         ):
             chunk = ChatGenerationChunk(
                 message=self._final_chunk(item) if isinstance(item, FusionResult) else item

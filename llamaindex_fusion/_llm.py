@@ -45,7 +45,8 @@ from langchain_fusion._runtime.members import (
     resolve_pool,
     with_hedges,
 )
-from langchain_fusion._runtime.modes import FusionRun, prepare_run
+from langchain_fusion._runtime.modes import plan
+from langchain_fusion._runtime.run import FusionRun, prepare_run
 from langchain_fusion._runtime.steps import Deadline, FusionResult
 from langchain_fusion._slugs import SlugFields, api_key_field
 from llamaindex_fusion._member import FUSION_HANDLERS, as_chat_model
@@ -294,7 +295,7 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
         )
         try:
             with self._scope(spans.parent_id):
-                result = driver.run(run.plan())
+                result = driver.run(plan(run))
         finally:
             spans.close_all()
         return self._response(result)
@@ -307,7 +308,7 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
         )
         try:
             with self._scope(spans.parent_id):
-                result = await driver.run(run.plan())
+                result = await driver.run(plan(run))
         finally:
             spans.close_all()
         return self._response(result)
@@ -320,7 +321,7 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
         driver = SyncDriver(
             spans.config_for, Deadline(run.settings.deadline), run.settings.max_concurrency
         )
-        steps = step_in_span(driver.stream(run.plan()), self._scope(spans.parent_id), spans)
+        steps = step_in_span(driver.stream(plan(run)), self._scope(spans.parent_id), spans)
         return self._responses(steps)
 
     def _afuse_stream(
@@ -331,7 +332,7 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
         driver = AsyncDriver(
             spans.config_for, Deadline(run.settings.deadline), run.settings.max_concurrency
         )
-        steps = astep_in_span(driver.stream(run.plan()), self._scope(spans.parent_id), spans)
+        steps = astep_in_span(driver.stream(plan(run)), self._scope(spans.parent_id), spans)
         return self._aresponses(steps)
 
     # -- chat -------------------------------------------------------------------------------
