@@ -28,7 +28,8 @@ CHAT_MODEL = "a LangChain chat model (BaseChatModel)"
 def has_slugs(pool: Any, judge: Any) -> bool:
     """Whether the pool (list or dict) or the judge holds a string."""
     values = pool.values() if isinstance(pool, Mapping) else pool
-    return isinstance(judge, str) or any(isinstance(v, str) for v in values)
+    judges = judge if isinstance(judge, list) else [judge]
+    return any(isinstance(v, str) for v in [*judges, *values])
 
 
 def slug_model(
@@ -81,6 +82,8 @@ def resolve_slugs(
         pool = {k: slug_model(v, f"pool[{k!r}]", *args) for k, v in pool.items()}
     elif isinstance(pool, list):
         pool = [slug_model(v, f"pool[{i}]", *args) for i, v in enumerate(pool)]
+    if isinstance(judge, list):
+        return pool, [slug_model(v, f"judge[{i}]", *args) for i, v in enumerate(judge)]
     return pool, slug_model(judge, "judge", *args)
 
 

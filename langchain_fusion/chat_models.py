@@ -43,7 +43,7 @@ from langchain_fusion._runtime.members import (
     Member,
     apply_capabilities,
     derived_profile,
-    resolve_judge,
+    resolve_judges,
     resolve_pool,
     unwrap_chat_model,
     with_hedges,
@@ -104,7 +104,9 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
     models, made unique) or a dict `{name: chat model or slug}`."""
 
     judge: Any = Field(...)
-    """The chat model (or OpenRouter slug) that judges and fuses the members' answers."""
+    """The chat model (or OpenRouter slug) that judges and fuses the members' answers, or a
+    list of them: a panel, whose verdicts are aggregated; its first judge writes the answer
+    where one is written (merge, debate)."""
 
     # `api_key` and `base_url`, for the slugs, come from `SlugFields`.
 
@@ -140,10 +142,12 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         resolve_pool(cls._check_slugs(value)[0])
         return value
 
-    @field_validator("judge")
+    @field_validator("judge", mode="before")
     @classmethod
     def _validate_judge(cls, value: Any) -> Any:
-        resolve_judge(cls._check_slugs(judge=value)[1])
+        if isinstance(value, tuple):
+            value = list(value)
+        resolve_judges(cls._check_slugs(judge=value)[1])
         return value
 
     @model_validator(mode="after")
@@ -153,18 +157,18 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         self._participants()  # capabilities must name members and known keys
         return self
 
-    def _participants(self, hedge_after: float | None = None) -> tuple[list[Member], Member]:
-        """The resolved pool and judge, with capability overrides and hedges applied."""
+    def _participants(self, hedge_after: float | None = None) -> tuple[list[Member], list[Member]]:
+        """The resolved pool and judges, with capability overrides and hedges applied."""
         pool, judge_model = self._resolved()
-        members, judge = apply_capabilities(
-            resolve_pool(pool), resolve_judge(judge_model), self.capabilities
+        members, judges = apply_capabilities(
+            resolve_pool(pool), resolve_judges(judge_model), self.capabilities
         )
-        return with_hedges(members, self.hedge, hedge_after or self.hedge_after), judge
+        return with_hedges(members, self.hedge, hedge_after or self.hedge_after), judges
 
     def _resolve_model_profile(self) -> ModelProfile | None:
         """The fusion's profile, derived from its members and judge."""
-        members, judge = self._participants()
-        return cast("ModelProfile", derived_profile(members, judge, self.min_successful))
+        members, judges = self._participants()
+        return cast("ModelProfile", derived_profile(members, judges[0], self.min_successful))
 
     # -- LangChain identity -----------------------------------------------------------------
 
@@ -181,7 +185,7 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "pool": [f"{m.name}={m.model}" for m in self.members],
-            "judge": resolve_judge(self._resolved()[1]).model,
+            "judge": _judge_ids(resolve_judges(self._resolved()[1])),
             **self.settings(),
         }
 
@@ -193,7 +197,7 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         """
         base = super()._get_llm_string(stop=stop, **kwargs)
         keys = [f"{m.name}:{_member_cache_key(m)}" for m in self.members]
-        keys.append(f"judge:{_member_cache_key(resolve_judge(self._resolved()[1]))}")
+        keys += [f"{j.name}:{_member_cache_key(j)}" for j in resolve_judges(self._resolved()[1])]
         return base + "---" + repr(keys)
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -231,12 +235,12 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
             **overrides: Per-call settings, as for `bind` (e.g. `mode="debate"`).
         """
         settings = resolve_settings(self, overrides, len(self.pool))
-        members, judge = self._participants()
+        members, judges = self._participants()
         conversation = self._convert_input(messages).to_messages()
         return estimate_fusion(
             mode=settings.mode,
             members=[m.model for m in members],
-            judge=judge.model,
+            judge=judges[0].model,
             input_tokens=estimate_tokens(conversation),
             pricing=Pricing(settings.prices),
             max_tokens=settings.max_tokens,
@@ -502,6 +506,11 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         yield first
         async for chunk in iterator:
             yield chunk
+
+
+def _judge_ids(judges: list[Member]) -> str | list[str]:
+    """The judge's model id, or a panel's, for the fusion's identity."""
+    return judges[0].model if len(judges) == 1 else [j.model for j in judges]
 
 
 def _member_cache_key(member: Member) -> str:

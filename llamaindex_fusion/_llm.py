@@ -41,7 +41,7 @@ from langchain_fusion._runtime.drivers import AsyncDriver, SyncDriver
 from langchain_fusion._runtime.members import (
     Member,
     apply_capabilities,
-    resolve_judge,
+    resolve_judges,
     resolve_pool,
     with_hedges,
 )
@@ -123,7 +123,8 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
 
     judge: Any = Field(..., exclude=True, repr=False)
     """The LlamaIndex LLM, LangChain chat model or OpenRouter slug that judges and fuses the
-    answers."""
+    answers, or a list of them: a panel, whose verdicts are aggregated; its first judge
+    writes the answer where one is written (merge, debate)."""
 
     api_key: SecretStr | None = api_key_field(exclude=True)
     """OpenRouter API key for the slugs in `pool` and `judge`; default: the
@@ -152,10 +153,12 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
         _resolve_pool(cls._check_slugs(value)[0])
         return value
 
-    @field_validator("judge")
+    @field_validator("judge", mode="before")
     @classmethod
     def _validate_judge(cls, value: Any) -> Any:
-        as_chat_model(cls._check_slugs(judge=value)[1], "judge")
+        if isinstance(value, tuple):
+            value = list(value)
+        _judge_models(cls._check_slugs(judge=value)[1])
         return value
 
     @model_validator(mode="after")
@@ -172,24 +175,23 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
 
     def __repr_args__(self) -> Any:
         yield "pool", [f"{m.name}={m.model}" for m in self.members]
-        yield "judge", self.judge_member.model
+        judges = [j.model for j in self._participants()[1]]
+        yield "judge", judges[0] if len(judges) == 1 else judges
         yield from self.settings().items()
 
     # -- members ----------------------------------------------------------------------------
 
-    def _participants(self, hedge_after: float | None = None) -> tuple[list[Member], Member]:
-        """The resolved pool and judge, with capability overrides and hedges applied."""
+    def _participants(self, hedge_after: float | None = None) -> tuple[list[Member], list[Member]]:
+        """The resolved pool and judges, with capability overrides and hedges applied."""
         pool, judge_model = self._resolved()
-        members, judge = apply_capabilities(
-            _resolve_pool(pool),
-            resolve_judge(as_chat_model(judge_model, "judge")),
-            self.capabilities,
+        members, judges = apply_capabilities(
+            _resolve_pool(pool), resolve_judges(_judge_models(judge_model)), self.capabilities
         )
         backups = {
             name: backup if isinstance(backup, bool) else as_chat_model(backup, f"hedge[{name!r}]")
             for name, backup in self.hedge.items()
         }
-        return with_hedges(members, backups, hedge_after or self.hedge_after), judge
+        return with_hedges(members, backups, hedge_after or self.hedge_after), judges
 
     @property
     def members(self) -> list[Member]:
@@ -198,8 +200,8 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
 
     @property
     def judge_member(self) -> Member:
-        """The judge as the runtime calls it."""
-        return self._participants()[1]
+        """The (first) judge as the runtime calls it."""
+        return self._participants()[1][0]
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -210,7 +212,8 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
         answer); it calls tools (`is_function_calling_model`) only when every pool member
         can, and, outside `best_of`, the judge too, since it writes the final answer.
         """
-        members, judge = self._participants()
+        members, judges = self._participants()
+        judge = judges[0]
         limits = [_limits(m) for m in [*members, judge]]
         windows = [w for w, _ in limits if w]
         outputs = [o for _, o in limits if o]
@@ -519,6 +522,13 @@ def _resolve_pool(pool: Any) -> list[Member]:
     if isinstance(pool, Sequence) and not isinstance(pool, (str, bytes)):
         return resolve_pool([as_chat_model(v, f"pool[{i}]") for i, v in enumerate(pool)])
     return resolve_pool(pool)  # raises, naming what a pool is
+
+
+def _judge_models(judge: Any) -> Any:
+    """The judge (or each judge of a panel) as a LangChain chat model."""
+    if isinstance(judge, list):
+        return [as_chat_model(v, f"judge[{i}]") for i, v in enumerate(judge)]
+    return as_chat_model(judge, "judge")
 
 
 def _limits(member: Member) -> tuple[int | None, int | None]:

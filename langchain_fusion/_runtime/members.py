@@ -197,21 +197,34 @@ def resolve_pool(pool: Sequence[Any] | Mapping[str, Any]) -> list[Member]:
     ]
 
 
-def resolve_judge(judge: Any) -> Member:
-    """Check the `judge` field and wrap it as a `Member` named `"judge"`.
+def judge_names(count: int) -> list[str]:
+    """The judges' member names: `"judge"` alone; a panel's `"judge"`, `"judge-2"`, ..."""
+    return ["judge" if i == 0 else f"judge-{i + 1}" for i in range(count)]
+
+
+def resolve_judges(judge: Any) -> list[Member]:
+    """Check the `judge` field and wrap it as members: one judge, or a panel (a list).
+
+    The first judge is named `"judge"` (it writes the answer where one is written); a
+    panel's others `"judge-2"`, `"judge-3"`...
 
     Raises:
-        ValueError: when the judge is not a chat model.
+        ValueError: when a judge is not a chat model, or the panel is empty.
     """
-    return as_member(judge, "judge", name="judge")
+    if isinstance(judge, (list, tuple)):
+        if not judge:
+            raise ValueError("judge is an empty list: give a chat model, or a list of them")
+        names = judge_names(len(judge))
+        return [as_member(v, f"judge[{i}]", name=names[i]) for i, v in enumerate(judge)]
+    return [as_member(judge, "judge", name="judge")]
 
 
 def apply_capabilities(
     members: Sequence[Member],
-    judge: Member,
+    judges: Sequence[Member],
     capabilities: Mapping[str, Mapping[str, bool]],
-) -> tuple[list[Member], Member]:
-    """Attach the user's capability overrides (by member name, or `"judge"`).
+) -> tuple[list[Member], list[Member]]:
+    """Attach the user's capability overrides (by member name, or `"judge"` for every judge).
 
     Raises:
         ValueError: for a name that is not in the pool, or an unknown capability key.
@@ -231,7 +244,7 @@ def apply_capabilities(
             )
     return (
         [replace(m, overrides=dict(capabilities.get(m.name, {}))) for m in members],
-        replace(judge, overrides=dict(capabilities.get("judge", {}))),
+        [replace(j, overrides=dict(capabilities.get("judge", {}))) for j in judges],
     )
 
 

@@ -39,7 +39,7 @@ def prepare_run(
     base: FusionSettings,
     conversation: Sequence[BaseMessage],
     kwargs: dict[str, Any],
-    participants: Callable[[float], tuple[list[Member], Member]],
+    participants: Callable[[float], tuple[list[Member], list[Member]]],
     pool_size: int,
     stop: list[str] | None = None,
 ) -> FusionRun:
@@ -51,7 +51,7 @@ def prepare_run(
         base: The fusion's own settings.
         conversation: The input, as LangChain messages.
         kwargs: Per-call arguments: setting overrides, `tools`, `tool_choice`.
-        participants: Resolves `(members, judge)` for a `hedge_after` value.
+        participants: Resolves `(members, judges)` for a `hedge_after` value.
         pool_size: Size of the pool, to validate the settings against.
         stop: The caller's stop sequences.
 
@@ -74,9 +74,9 @@ def prepare_run(
             "the members themselves"
         )
     settings = resolve_settings(base, kwargs, pool_size)
-    members, judge = participants(settings.hedge_after)
+    members, judges = participants(settings.hedge_after)
     return FusionRun(
-        members, judge, settings, conversation, stop, tools=tools, tool_choice=tool_choice
+        members, judges, settings, conversation, stop, tools=tools, tool_choice=tool_choice
     )
 
 
@@ -86,7 +86,7 @@ class FusionRun:
     def __init__(
         self,
         members: Sequence[Member],
-        judge: Member,
+        judges: Sequence[Member],
         settings: FusionSettings,
         conversation: Sequence[BaseMessage],
         stop: list[str] | None = None,
@@ -95,7 +95,9 @@ class FusionRun:
     ) -> None:
         self.members = list(members)
         self.stop = stop
-        self.judge = judge
+        #: The judges: one, or a panel; the first writes the answer where one is written.
+        self.judges = list(judges)
+        self.judge = judge = self.judges[0]
         self.settings = settings
         self.conversation = list(conversation)
         #: The judge as it writes the final answer: with the caller's tools, if any.
