@@ -1,115 +1,19 @@
-"""The `fusion` command (also `python -m langchain_fusion`): fuse answers from the shell.
-
-```
-fusion ask "What is 17*23?" --mode debate
-fusion ask "Review this plan" --pool anthropic/claude-3.7-sonnet,openai/gpt-4o --json
-fusion sim --scenario my_scenario.yaml --port 8765
-```
-
-`fusion ask` prints where the answers come from on its first line, then the fused answer and
-a compact report: each member's status, latency, tokens and cost, the judge's verdict, and
-the totals (`--json`: the whole report). With `OPENROUTER_API_KEY` set, the pool and judge
-are OpenRouter slugs; without it, the command starts the local simulator with its bundled
-demo scenario and uses the simulated models, so it works offline on a fresh machine. On a
-terminal, each member's progress is shown live on stderr.
-"""
+"""`fusion ask`: one question, the fused answer and a compact report."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
+
+from langchain_fusion.cli._provider import build_fusion, provider_for
 
 if TYPE_CHECKING:
     from langchain_fusion.chat_models import FusionChatModel
-    from langchain_fusion.sim import Scenario
-
-#: Mode names accepted by `--mode` (kept in step with `langchain_fusion._core.config.MODES`).
-MODES = ("best_of", "merge", "debate", "vote")
-#: The pool and judge used with `OPENROUTER_API_KEY` when `--pool`/`--judge` are not given.
-OPENROUTER_POOL = ("anthropic/claude-3.7-sonnet", "google/gemini-2.0-flash-001", "openai/gpt-4o")
-OPENROUTER_JUDGE = "openai/gpt-4o"
-#: The key the fusion sends to the local simulator (which checks none).
-SIMULATOR_KEY = "sk-local-simulator"
-
-
-@dataclass
-class Provider:
-    """Where the command's slugs are sent.
-
-    Attributes:
-        description: The first line of output.
-        base_url: The OpenAI-compatible API root for the slugs.
-        api_key: The key (a placeholder for the simulator).
-        pool: The default pool.
-        judge: The default judge.
-        served: The models the provider serves, when it is the simulator.
-        simulator: The simulator's URL, when it is the simulator.
-    """
-
-    description: str
-    base_url: str
-    api_key: str
-    pool: tuple[str, ...]
-    judge: str
-    served: tuple[str, ...] | None = None
-    simulator: str | None = None
-
-
-def scenario_roles(scenario: Scenario) -> tuple[tuple[str, ...], str]:
-    """The default pool and judge of a scenario: its judge is the model named like one."""
-    names = [m.name for m in scenario.models]
-    judges = [n for n in names if "judge" in n.rsplit("/", 1)[-1].lower()]
-    judge = judges[0] if judges else names[-1]
-    pool = tuple(n for n in names if n != judge) or (judge,)
-    return pool, judge
-
-
-@contextlib.contextmanager
-def provider_for(scenario_file: str | None, env: dict[str, str]) -> Iterator[Provider]:
-    """OpenRouter when `OPENROUTER_API_KEY` is set, else the simulator started for the block."""
-    from langchain_fusion.providers import (
-        OPENROUTER_API_KEY_ENV,
-        openrouter_base_url,
-    )
-
-    key = env.get(OPENROUTER_API_KEY_ENV)
-    if key and scenario_file is None:
-        base_url = env.get("OPENROUTER_API_BASE") or openrouter_base_url()
-        yield Provider(
-            description=f"provider: OpenRouter ({base_url}), key from {OPENROUTER_API_KEY_ENV}",
-            base_url=base_url,
-            api_key=key,
-            pool=OPENROUTER_POOL,
-            judge=OPENROUTER_JUDGE,
-        )
-        return
-    from langchain_fusion.sim import load_scenario, run_simulator
-
-    scenario = load_scenario(scenario_file)
-    pool, judge = scenario_roles(scenario)
-    why = "--scenario given" if scenario_file else f"no {OPENROUTER_API_KEY_ENV} set"
-    with run_simulator(scenario) as sim:
-        yield Provider(
-            description=(
-                f"provider: local simulator at {sim.base_url} ({why}; scenario "
-                f"{scenario.name!r}, simulated models, no network)"
-            ),
-            base_url=sim.openrouter_base_url,
-            api_key=SIMULATOR_KEY,
-            pool=pool,
-            judge=judge,
-            served=tuple(m.name for m in scenario.models),
-            simulator=sim.base_url,
-        )
-
 
 # -- live progress ----------------------------------------------------------------------------
 
@@ -273,9 +177,6 @@ def format_report(report: dict[str, Any], usage: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-# -- commands ---------------------------------------------------------------------------------
-
-
 def _slugs(value: str | None) -> list[str] | None:
     if value is None:
         return None
@@ -283,19 +184,6 @@ def _slugs(value: str | None) -> list[str] | None:
     if not slugs:
         raise ValueError("--pool is empty: give comma-separated slugs, e.g. openai/gpt-4o,...")
     return slugs
-
-
-def build_fusion(provider: Provider, mode: str, pool: list[str], judge: str) -> FusionChatModel:
-    """The fusion the command runs: the slugs on the provider."""
-    from langchain_fusion.chat_models import FusionChatModel
-
-    return FusionChatModel(
-        pool=pool,
-        judge=judge,
-        mode=mode,
-        api_key=provider.api_key,
-        base_url=provider.base_url,
-    )
 
 
 async def _run(fusion: FusionChatModel, prompt: str, live: bool) -> Any:
@@ -310,7 +198,7 @@ async def _run(fusion: FusionChatModel, prompt: str, live: bool) -> Any:
             tracer.clear()
 
 
-def _ask(args: argparse.Namespace) -> int:
+def ask(args: argparse.Namespace) -> int:
     from langchain_fusion._exceptions import FusionError, FusionRunError
 
     try:
@@ -365,75 +253,3 @@ def _ask(args: argparse.Namespace) -> int:
     print(file=out)
     print(format_report(report, dict(message.usage_metadata or {})), file=out)
     return 0
-
-
-def _sim(args: argparse.Namespace) -> int:
-    from langchain_fusion.sim import main as sim_main
-
-    return sim_main(list(args.sim_args))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser."""
-    parser = argparse.ArgumentParser(
-        prog="fusion",
-        description="Fuse the answers of many LLMs: a pool answers, a judge fuses.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    ask = commands.add_parser(
-        "ask",
-        help="ask one question and print the fused answer and a report",
-        description=(
-            "Ask a pool of models one question and print the fused answer and a report. "
-            "With OPENROUTER_API_KEY set the slugs go to OpenRouter (OPENROUTER_API_BASE "
-            "overrides the URL); without it, the bundled simulator answers offline."
-        ),
-    )
-    ask.add_argument("prompt")
-    ask.add_argument(
-        "--mode",
-        choices=[*MODES, *(m.replace("_", "-") for m in MODES if "_" in m)],
-        default="merge",
-        help="fusion mode (default: merge)",
-    )
-    ask.add_argument(
-        "--pool", metavar="SLUG,SLUG", help="comma-separated model slugs (default: by provider)"
-    )
-    ask.add_argument("--judge", metavar="SLUG", help="the judge's slug (default: by provider)")
-    ask.add_argument(
-        "--scenario",
-        metavar="FILE",
-        help="use the simulator with this scenario (YAML/JSON) even if a key is set",
-    )
-    ask.add_argument("--json", action="store_true", help="print the whole report as JSON")
-    ask.add_argument("--quiet", action="store_true", help="no live progress on the terminal")
-    ask.set_defaults(handler=_ask)
-    sim = commands.add_parser(
-        "sim",
-        help="run the provider simulator (see `fusion sim --help`)",
-        add_help=False,
-        description="Run the OpenAI/OpenRouter-compatible simulator on 127.0.0.1.",
-    )
-    sim.add_argument("sim_args", nargs=argparse.REMAINDER)
-    sim.set_defaults(handler=_sim)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `fusion` command.
-
-    Args:
-        argv: Arguments without the program name; `sys.argv[1:]` by default.
-
-    Returns:
-        The exit status: 0 on success, 1 when the fusion failed, 2 on a usage error.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["sim"]:  # every argument, `--help` included, goes to the simulator
-        return _sim(argparse.Namespace(sim_args=argv[1:]))
-    args = build_parser().parse_args(argv)
-    return int(args.handler(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
