@@ -27,6 +27,7 @@ From the command line: `python -m langchain_fusion.sim --scenario FILE --port N`
 
 from langchain_fusion.sim._app import SimulatedDisconnect, create_app, models_body
 from langchain_fusion.sim._cli import build_parser, main
+from langchain_fusion.sim._protocol import OffProtocol
 from langchain_fusion.sim._scenario import (
     BankQuestion,
     Fault,
@@ -50,6 +51,7 @@ __all__ = [
     "FaultKind",
     "JudgeSpec",
     "ModelStats",
+    "OffProtocol",
     "Scenario",
     "ScriptedAnswer",
     "SimModel",

@@ -17,6 +17,7 @@ from langchain_fusion.sim._judge import (
     judge_reply,
     stated_value,
 )
+from langchain_fusion.sim._protocol import asks_for_format, forced_tool, off_protocol_reply
 from langchain_fusion.sim._request import ChatRequest
 from langchain_fusion.sim._scenario import Scenario, ScriptedAnswer, SimModel
 from langchain_fusion.sim._schema import fill_schema, numbers_in
@@ -165,20 +166,6 @@ def _synthesis_script(model: SimModel, prompt: str) -> ScriptedAnswer | None:
     return _scripted(model, prompt.split("## Candidates", 1)[0])
 
 
-def _forced_tool(request: ChatRequest) -> str | None:
-    names = request.tool_names()
-    choice = request.tool_choice
-    if not names or choice in (None, "none", "auto"):
-        return None
-    if isinstance(choice, dict):
-        function = choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else choice.get("name")
-        return name if name in names else None
-    if isinstance(choice, str) and choice in names:
-        return choice
-    return names[0]  # "required" / "any"
-
-
 def _json_in(text: str) -> dict[str, Any] | None:
     objects = json_objects(text)
     return objects[-1] if objects else None
@@ -237,7 +224,7 @@ def _tool_calls(
     calls: list[tuple[str, dict[str, Any]]] = []
     if rule is not None and rule.tool_calls:
         calls = [(c.name, c.arguments) for c in rule.tool_calls if c.name in names]
-    forced = _forced_tool(request)
+    forced = forced_tool(request)
     if not calls:  # a judge proposes what its preferred candidate proposed
         choice = request.tool_choice
         named = isinstance(choice, dict) or (isinstance(choice, str) and choice in names)
@@ -292,6 +279,8 @@ def build_answer(scenario: Scenario, model: SimModel, request: ChatRequest, call
         call_id: A unique id for this request (tool call ids derive from it).
     """
     text, rule = _text(scenario, model, request)
+    if model.off_protocol is not None and asks_for_format(request):
+        return Answer(text=off_protocol_reply(model.off_protocol, text))
     calls = _tool_calls(scenario, model, request, rule, text, call_id)
     if calls:
         return Answer(text="", tool_calls=calls, finish_reason="tool_calls")

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from langchain_fusion.sim._protocol import OffProtocol
+
 FaultKind = Literal[
     "rate_limit", "server_error", "hang", "malformed_json", "broken_stream", "error_chunk"
 ]
@@ -225,6 +227,16 @@ class SimModel(BaseModel):
     tool_use: Literal["mention", "never"] = "mention"
     """Without a forced tool or a scripted call: `mention` calls each offered tool whose
     name appears in the last user message; `never` answers in text."""
+
+    off_protocol: OffProtocol | None = None
+    """`null`: the model follows the format a request asks for. Set, it ignores it (as many
+    self-hosted servers ignore `response_format`): a request that sets `response_format`
+    (`json_schema`/`json_object`), forces a tool call (`tool_choice` required or named), or
+    asks for JSON in its system or last user message gets plain text instead, no tool call:
+    `prose` (the same content in sentences; a verdict reads "I pick candidate B because
+    ..."), `wrong_keys` (a JSON object with other keys: `pick`/`why` for a verdict,
+    `agreed`/`disputed`/`notes`/`missing` for a comparison, `response` otherwise) or
+    `empty` (an empty reply). Requests that ask for no format are answered as usual."""
 
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
     """How this model judges when its prompt holds fenced candidates and a `## Task`. Given

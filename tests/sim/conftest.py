@@ -41,6 +41,9 @@ SCENARIO: dict[str, Any] = {
         {"name": "t/wrong", "accuracy": 0.0, "template": "It is {answer}."},
         {"name": "t/other", "template": "{answer}, clearly."},
         {"name": "t/judge", "judge": {"rule": "bank", "accuracy": 1.0}},
+        {"name": "t/prose-judge", "off_protocol": "prose", "judge": {"rule": "bank"}},
+        {"name": "t/keys-judge", "off_protocol": "wrong_keys", "judge": {"rule": "bank"}},
+        {"name": "t/empty-judge", "off_protocol": "empty", "judge": {"rule": "bank"}},
         {"name": "t/slow", "ttft": 0.25, "tokens_per_second": 40},
         {
             "name": "t/429",

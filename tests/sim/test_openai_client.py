@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 from langchain_core.messages import AIMessageChunk, HumanMessage
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from langchain_fusion.sim import Simulator, count_tokens
 
@@ -193,3 +193,23 @@ def _wait_for(condition: Any, timeout: float = 3.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
+
+
+def test_off_protocol_model_ignores_structured_output(sim: Simulator, openai_model: Any) -> None:
+    class Named(BaseModel):
+        name: str
+
+    # json_schema: the openai SDK parses the reply itself and raises on prose.
+    strict = openai_model("t/prose-judge").with_structured_output(Named, method="json_schema")
+    with pytest.raises(ValidationError, match="Invalid JSON"):
+        strict.invoke("Give me a person as JSON")
+    tools = openai_model("t/prose-judge").with_structured_output(
+        Named, method="function_calling", include_raw=True
+    )
+    result = tools.invoke("Give me a person as JSON")
+    assert result["parsed"] is None  # no tool call to parse
+    raw = result["raw"]
+    assert raw.tool_calls == [] and raw.content
+    assert raw.usage_metadata["output_tokens"] == count_tokens(raw.content)
+    stats = sim.stats().models["t/prose-judge"]
+    assert stats.completed == 2 and stats.completion_tokens > 0

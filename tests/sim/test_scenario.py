@@ -201,3 +201,64 @@ def test_debate_revision_joins_the_majority(scenario: Scenario) -> None:
     messages = revision_messages([HumanMessage("What is 17*23?")], own, peers, new_nonce())
     body = {"model": "t/wrong", "messages": [_convert_message_to_dict(m) for m in messages]}
     assert build_answer(scenario, model, parse_request(body), "x").text == "It is 391."
+
+
+_VERDICT_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "Verdict",
+        "schema": {
+            "type": "object",
+            "properties": {"winner": {"type": "string"}, "rationale": {"type": "string"}},
+            "required": ["winner", "rationale"],
+        },
+    },
+}
+_VERDICT_TOOL = {
+    "type": "function",
+    "function": {"name": "Verdict", "parameters": _VERDICT_SCHEMA["json_schema"]["schema"]},
+}
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        {"response_format": _VERDICT_SCHEMA},
+        {"response_format": {"type": "json_object"}},
+        {"tools": [_VERDICT_TOOL], "tool_choice": "required"},
+        {
+            "tools": [_VERDICT_TOOL],
+            "tool_choice": {"type": "function", "function": {"name": "Verdict"}},
+        },
+        {},  # the judge prompt asks for JSON in words
+    ],
+)
+def test_off_protocol_judges_ignore_the_format(scenario: Scenario, fmt: dict[str, Any]) -> None:
+    prompt = _judge_prompt(verdict_task(["A", "B", "C"]), ["It is 401.", "It is 391.", "381"])
+    followed = _answer(scenario, "t/judge", prompt, **fmt)
+    assert followed.tool_calls or json.loads(followed.text)["winner"] == "B"
+
+    prose = _answer(scenario, "t/prose-judge", prompt, **fmt)
+    assert prose.tool_calls == [] and prose.finish_reason == "stop"
+    assert prose.text.startswith("I pick candidate B because ")
+    assert "{" not in prose.text
+
+    keys = json.loads(_answer(scenario, "t/keys-judge", prompt, **fmt).text)
+    assert keys["pick"] == "B" and keys["why"] and "winner" not in keys
+
+    empty = _answer(scenario, "t/empty-judge", prompt, **fmt)
+    assert (empty.text, empty.tool_calls, empty.completion_tokens) == ("", [], 0)
+
+
+def test_off_protocol_comparison_and_plain_requests(scenario: Scenario) -> None:
+    prompt = _judge_prompt(COMPARISON_TASK, ["It is 401.", "It is 391."])
+    keys = json.loads(_answer(scenario, "t/keys-judge", prompt).text)
+    assert set(keys) == {"agreed", "disputed", "notes", "missing"}
+    prose = _answer(scenario, "t/prose-judge", prompt).text
+    assert prose.startswith("On consensus: ") and "On contradictions: " in prose
+    # A request that asks for no format is answered as usual.
+    assert _answer(scenario, "t/prose-judge", "What is 17*23?").text == "391"
+    plain = _answer(
+        scenario, "t/keys-judge", "What is 17*23?", response_format={"type": "json_object"}
+    )
+    assert json.loads(plain.text) == {"response": "391"}
