@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_fusion._core.fencing import after_candidates, extract_candidates
 from langchain_fusion._core.verdict import json_objects
-from langchain_fusion.sim._judge import (
-    bank_value,
-    choose,
-    find_question,
-    judge_reply,
-    stated_value,
-)
+from langchain_fusion.sim._judge import choose, judge_reply, majority_claim
+from langchain_fusion.sim._knowledge import fill, first_answer, scripted
 from langchain_fusion.sim._protocol import asks_for_format, forced_tool, off_protocol_reply
+from langchain_fusion.sim._reading import Fenced, answer_word, claim, read_candidates
 from langchain_fusion.sim._request import ChatRequest
 from langchain_fusion.sim._scenario import Scenario, ScriptedAnswer, SimModel
 from langchain_fusion.sim._schema import fill_schema, numbers_in
-from langchain_fusion.sim._tokens import count_tokens, normalise, split_tokens
+from langchain_fusion.sim._tokens import count_tokens, draw, split_tokens
 
-_PROMPT_CHARS = 120
 _PROPOSED = "Proposed tool calls:"
 _PROPOSAL_RE = re.compile(r"^- ([^\s(]+)\((\{.*\})\)$", re.MULTILINE)
 
@@ -66,27 +59,6 @@ class Answer:
         return count_tokens(self.text) + sum(c.tokens for c in self.tool_calls)
 
 
-def _fill(template: str, model: SimModel, prompt: str, answer: str = "") -> str:
-    short = " ".join(prompt.split())
-    if len(short) > _PROMPT_CHARS:
-        short = short[: _PROMPT_CHARS - 1].rstrip() + "…"
-    return (
-        template.replace("{answer}", answer)
-        .replace("{model}", model.name)
-        .replace("{prompt}", short)
-    )
-
-
-def _scripted(model: SimModel, text: str) -> ScriptedAnswer | None:
-    haystack = normalise(text)
-    for rule in model.answers:
-        if rule.match is not None and normalise(rule.match) in haystack:
-            return rule
-        if rule.regex is not None and re.search(rule.regex, text):
-            return rule
-    return None
-
-
 def _own_previous(request: ChatRequest) -> str | None:
     for message in reversed(request.messages):
         if message.role == "assistant":
@@ -94,38 +66,53 @@ def _own_previous(request: ChatRequest) -> str | None:
     return None
 
 
-def _first_answer(
-    scenario: Scenario, model: SimModel, request: ChatRequest
-) -> tuple[str, ScriptedAnswer | None]:
-    prompt = request.last_user_text
-    rule = _scripted(model, prompt)
-    if rule is not None:
-        return _fill(rule.answer, model, prompt), rule
-    question = find_question(scenario.bank, prompt)
-    if question is not None:
-        return _fill(model.template, model, prompt, bank_value(scenario, model, question)), None
-    return _fill(model.default_answer, model, prompt), None
-
-
 def _revision(
-    scenario: Scenario, model: SimModel, request: ChatRequest, peers: dict[str, str]
+    scenario: Scenario, model: SimModel, request: ChatRequest, peers: list[tuple[str, str]]
 ) -> str:
-    """A debate revision: on a bank question, join the majority (ties keep one's own)."""
+    """A debate revision, from what the member sees: its own answer and its peers'.
+
+    When the claim most of those answers make (its own included) is not its own, it adopts
+    it with probability `adopt_majority`, in its own phrasing (`template`); on a tie it
+    keeps its own claim if that is among the leaders. A long answer (no claim) is kept.
+    """
     own = _own_previous(request)
     conversation = "\n".join(m.text for m in request.messages[:-1] if m.role in ("user", "system"))
-    question = find_question(scenario.bank, conversation)
-    if question is None:
-        return own if own is not None else _fill(model.default_answer, model, conversation)
-    own_value = stated_value(question, own or "")
-    votes = Counter(v for v in (stated_value(question, t) for t in peers.values()) if v)
-    if own_value:
-        votes[own_value] += 1
-    if not votes:
-        return own or _fill(model.template, model, conversation, question.answer)
-    top = max(votes.values())
-    leaders = sorted(v for v, n in votes.items() if n == top)
-    value = own_value if own_value in leaders else leaders[0]
-    return _fill(model.template, model, conversation, value)
+    if own is None:
+        return first_answer(scenario, model, conversation)[0]
+    own_claim = claim(own)
+    leaders, _ = majority_claim([own, *(text for _, text in peers)])
+    if own_claim is None or not leaders or own_claim in leaders:
+        return own
+    roll = draw(scenario.seed, "adopt", model.name, conversation, *(t for _, t in peers))
+    if roll >= model.adopt_majority:
+        return own
+    adopted = sorted(leaders)[0]
+    word = next(answer_word(t) for _, t in peers if claim(t) == adopted)
+    return fill(model.template, model, conversation, word or adopted)
+
+
+def _judge_prompt(request: ChatRequest) -> tuple[str, Fenced] | None:
+    """The judge prompt a request answers, with its candidates.
+
+    The last user message's, or for a corrective retry (judge prompt, reply, correction)
+    the judge prompt before it.
+    """
+    system = "\n\n".join(m.text for m in request.messages if m.role == "system")
+    users = [i for i, m in enumerate(request.messages) if m.role == "user"]
+    if not users:
+        return None
+    last = users[-1]
+    tried = [last]
+    if len(users) > 1 and request.messages[last - 1].role == "assistant":
+        tried.append(users[-2])  # read only when the last message has no candidates
+    for index in tried:
+        text = request.messages[index].text
+        fenced = read_candidates(f"{system}\n\n{text}" if system else text)
+        if fenced.is_judge_task:
+            return text, fenced
+        if fenced.candidates:
+            return None
+    return None
 
 
 def _text(
@@ -141,17 +128,17 @@ def _text(
         return "The tool returned: " + "; ".join(reversed(results)), None
     prompt = request.last_user_text
     if request.last_role == "user":
-        fenced = request.fenced_text
-        candidates = extract_candidates(fenced)
-        # A "## Task" inside a candidate is candidate text: only the prompt's own counts.
-        if candidates and "## Task" in after_candidates(fenced):
-            rule = _synthesis_script(model, prompt)
+        judged = _judge_prompt(request)
+        if judged is not None:
+            judge_prompt, fenced = judged
+            rule = _synthesis_script(model, judge_prompt)
             if rule is not None:
-                return _fill(rule.answer, model, prompt), rule
-            return judge_reply(scenario, model, prompt, candidates), None
-        if candidates:
-            return _revision(scenario, model, request, candidates), None
-    return _first_answer(scenario, model, request)
+                return fill(rule.answer, model, judge_prompt), rule
+            return judge_reply(scenario, model, judge_prompt, fenced.candidates), None
+        peers = read_candidates(request.fenced_text).candidates
+        if peers:
+            return _revision(scenario, model, request, peers), None
+    return first_answer(scenario, model, prompt)
 
 
 def _synthesis_script(model: SimModel, prompt: str) -> ScriptedAnswer | None:
@@ -163,7 +150,7 @@ def _synthesis_script(model: SimModel, prompt: str) -> ScriptedAnswer | None:
     task = prompt[prompt.rfind("## Task") :]
     if '"winner"' in task or '"consensus"' in task:
         return None
-    return _scripted(model, prompt.split("## Candidates", 1)[0])
+    return scripted(model, prompt.split("## Candidates", 1)[0])
 
 
 def _json_in(text: str) -> dict[str, Any] | None:
@@ -191,19 +178,19 @@ def _judged_calls(
     """A judge given tools proposes the calls of the candidate it prefers.
 
     When that candidate proposed none of the offered tools, the calls of the first other
-    candidate (in label order) that did; none when no candidate proposed a call.
+    candidate (in the order shown) that did; none when no candidate proposed a call.
     """
-    prompt = request.last_user_text
-    fenced = request.fenced_text
-    candidates = extract_candidates(fenced)
-    if request.last_role != "user" or "## Task" not in after_candidates(fenced):
+    if request.last_role != "user":
         return []
-    if not candidates:
+    judged = _judge_prompt(request)
+    if judged is None:
         return []
-    question = find_question(scenario.bank, prompt.split("## Candidates", 1)[0])
-    winner, _ = choose(scenario, model, candidates, question)
-    for label in [winner, *sorted(lb for lb in candidates if lb != winner)]:
-        calls = [(name, args) for name, args in _proposals(candidates[label]) if name in names]
+    prompt, fenced = judged
+    shown = fenced.candidates
+    winner, _ = choose(scenario, model, shown, prompt.split("## Candidates", 1)[0])
+    texts = fenced.by_label
+    for label in [winner, *(lb for lb, _ in shown if lb != winner)]:
+        calls = [(name, args) for name, args in _proposals(texts[label]) if name in names]
         if calls:
             return calls
     return []

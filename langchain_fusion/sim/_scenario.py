@@ -7,14 +7,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from langchain_fusion.sim._protocol import OffProtocol
 
 FaultKind = Literal[
     "rate_limit", "server_error", "hang", "malformed_json", "broken_stream", "error_chunk"
 ]
-JudgeRule = Literal["bank", "first", "longest", "shortest"]
+JudgeRule = Literal["agreement", "oracle", "first", "longest", "shortest"]
 PlainRule = Literal["first", "longest", "shortest"]
 
 _STRICT = ConfigDict(extra="forbid")
@@ -157,23 +157,74 @@ class Fault(BaseModel):
 
 
 class JudgeSpec(BaseModel):
-    """How a model decides when it is asked to judge fenced candidates."""
+    """How a model decides when it is asked to judge fenced candidates.
+
+    Candidates are read in the order the prompt shows them. The judge tries, in turn:
+    `prefer`; `position_bias`, `self_preference` and `verbosity_bias`, each with its own
+    seeded draw per call (drawn on the candidates' texts in the order shown, so a call that
+    shows them in another order draws again); then its `rule`. Only `rule: oracle` knows
+    the bank's right answers: every other rule is blind.
+    """
 
     model_config = _STRICT
 
-    rule: JudgeRule = "bank"
-    """`bank`: prefer the candidate that gives the bank's right answer, with probability
-    `accuracy` (otherwise a wrong one), falling back to `fallback` when the prompt is not
-    a bank question; `first`/`longest`/`shortest`: by label order or length."""
+    rule: JudgeRule = "agreement"
+    """`agreement` (blind): the answer most candidates agree on (short answers agree when
+    they end with the same word, e.g. "The answer is 391." and "391."), ties and answers
+    that no other shares decided by `fallback`. `oracle`: looks the right answer up in the
+    bank and picks a candidate that gives it with probability `accuracy` (otherwise a wrong
+    one); off the bank, `fallback`. `first`/`longest`/`shortest`: by order shown or length."""
 
     accuracy: float = Field(default=1.0, ge=0, le=1)
-    """Probability that the `bank` rule picks a right candidate when there is one."""
-
-    prefer: str | None = None
-    """Pick the first candidate (in label order) containing this text; overrides `rule`."""
+    """`oracle` only: probability of picking a right candidate when there is one. The
+    decision depends on the candidates' texts, not their order."""
 
     fallback: PlainRule = "longest"
-    """The rule used when `bank` cannot decide."""
+    """The rule for what `agreement` leaves tied and what `oracle` cannot decide."""
+
+    position_bias: float = Field(default=0.0, ge=0, le=1)
+    """Probability of choosing the first candidate shown, whatever it says."""
+
+    self_preference: float = Field(default=0.0, ge=0, le=1)
+    """Probability of choosing its own answer when it is among the candidates. Candidates
+    are anonymised, so the judge recognises its own answer by its text: a candidate that is
+    exactly what this model would answer itself (normalised), as a pool member of the same
+    model writes it."""
+
+    verbosity_bias: float = Field(default=0.0, ge=0, le=1)
+    """Probability of choosing the longest candidate."""
+
+    prefer: str | None = None
+    """Pick the first candidate shown that contains this text; overrides everything else."""
+
+    @field_validator("rule", mode="before")
+    @classmethod
+    def _renamed(cls, value: Any) -> Any:
+        if value == "bank":
+            raise ValueError(
+                "judge rule `bank` is now `oracle` (it looks the right answer up in the bank); "
+                "`agreement` is the blind rule"
+            )
+        return value
+
+    def describe(self) -> str:
+        """One line saying what this judge is, for people reading a command's output."""
+        rule = {
+            "agreement": f"blind: picks the answer most candidates agree on, then the "
+            f"{self.fallback}; it does not know the right answers",
+            "oracle": f"oracle: knows the bank's right answers, picks one with probability "
+            f"{self.accuracy:g}",
+        }.get(self.rule, f"blind: picks the {self.rule} candidate")
+        biases = [
+            f"{name} {value:g}"
+            for name, value in (
+                ("position_bias", self.position_bias),
+                ("self_preference", self.self_preference),
+                ("verbosity_bias", self.verbosity_bias),
+            )
+            if value
+        ]
+        return rule + (f" ({', '.join(biases)})" if biases else "")
 
 
 class SimModel(BaseModel):
@@ -237,6 +288,15 @@ class SimModel(BaseModel):
     ..."), `wrong_keys` (a JSON object with other keys: `pick`/`why` for a verdict,
     `agreed`/`disputed`/`notes`/`missing` for a comparison, `response` otherwise) or
     `empty` (an empty reply). Requests that ask for no format are answered as usual."""
+
+    error_group: str | None = None
+    """Models of one group give the same wrong answer to a bank question when they miss it
+    (correlated errors, as models trained on the same data share mistakes); `null`: each
+    model draws its own."""
+
+    adopt_majority: float = Field(default=1.0, ge=0, le=1)
+    """In a debate revision, probability of adopting the answer most of the answers it sees
+    (its own included) agree on, when that is not its own; otherwise it keeps its answer."""
 
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
     """How this model judges when its prompt holds fenced candidates and a `## Task`. Given

@@ -28,7 +28,7 @@ SCENARIO = {
         {"name": "c/one", "template": "The answer is {answer}.", "prompt_price": 0.000001},
         {"name": "c/two", "template": "{answer}, clearly.", "completion_price": 0.000002},
         {"name": "c/down", "faults": [{"kind": "server_error", "status": 400}]},
-        {"name": "c/judge", "judge": {"rule": "bank"}, "prompt_price": 0.000001},
+        {"name": "c/judge", "judge": {"rule": "oracle"}, "prompt_price": 0.000001},
     ],
 }
 

@@ -129,7 +129,7 @@ SCENARIO: dict[str, Any] = {
             "completion_price": 0.000001,
             "image_tokens": 30,
         },
-        {"name": "t/judge", "judge": {"rule": "bank", "accuracy": 1.0}, "image_tokens": 5},
+        {"name": "t/judge", "judge": {"rule": "oracle", "accuracy": 1.0}, "image_tokens": 5},
         {"name": "t/broken", "faults": [{"kind": "server_error", "status": 500}]},
     ],
 }

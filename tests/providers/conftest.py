@@ -48,7 +48,7 @@ SCENARIO: dict[str, Any] = {
         },
         {
             "name": "p/judge",
-            "judge": {"rule": "bank", "accuracy": 1.0},
+            "judge": {"rule": "oracle", "accuracy": 1.0},
             "prompt_price": 0.000004,
             "completion_price": 0.000008,
         },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -16,6 +17,12 @@ from langchain_fusion.sim import Simulator
 pytestmark = pytest.mark.timeout(30)
 
 RIGHT = {"The answer is 391.", "391, clearly."}
+
+
+def is_right(text: str) -> bool:
+    """Each sentence is a right answer (merge and debate combine the agreeing answers)."""
+    said = [s for s in re.split(r"(?<=\.)\s+", text.strip()) if s]
+    return bool(said) and all(s in RIGHT for s in said)
 
 
 def _fusion(sim: Simulator, secret: str, pool: Any, **settings: Any) -> FusionChatModel:
@@ -50,7 +57,7 @@ async def test_every_mode_reports_what_the_simulator_served(
     fusion = _fusion(sim, secret, ["p/plain", "p/wrong", "p/other"], mode=mode)
     msg = await answer(fusion, "What is 17*23?")
     report = msg.response_metadata["fusion"]
-    assert "391" in msg.content  # the judge (bank rule, accuracy 1) keeps a right answer
+    assert "391" in msg.content  # the judge (oracle rule, accuracy 1) keeps a right answer
     assert [c["status"] for c in report["candidates"]] == ["ok", "ok", "ok"]
     assert all(c["cost_usd"] for c in report["candidates"])
     _assert_report_matches_stats(msg, sim)
@@ -79,7 +86,7 @@ async def test_a_mid_stream_error_is_a_member_failure(
     failed = report["candidates"][1]
     assert failed["status"] == "error"
     assert "mid-stream" in failed["error"]
-    assert msg.content in RIGHT  # the fusion answered without it
+    assert is_right(msg.content)  # the fusion answered without it
     assert sim.stats().models["p/errchunk"].stream_requests == 1
 
 

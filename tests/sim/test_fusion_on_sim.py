@@ -27,7 +27,11 @@ def test_each_mode_answers_and_accounting_matches_stats(
 ) -> None:
     msg = _fusion(openai_model, mode).invoke("What is 17*23?")
     report = msg.response_metadata["fusion"]
-    assert msg.content in RIGHT  # the judge (rule bank, accuracy 1) picks a right answer
+    if mode == "best_of":  # the judge (rule oracle, accuracy 1) picks a right answer
+        assert msg.content in RIGHT
+    else:  # the synthesis combines the sentences of the answers that agree with the winner
+        said = [s.strip() + "." for s in str(msg.content).split(".") if s.strip()]
+        assert len(said) >= 2 and all("391" in s for s in said), msg.content
     assert [c["status"] for c in report["candidates"]] == ["ok", "ok", "ok"]
     assert report["judge"]["status"] == "ok"
     if mode == "best_of":
@@ -51,7 +55,7 @@ def test_each_mode_answers_and_accounting_matches_stats(
 
 async def test_async_merge(sim: Simulator, openai_model: Any) -> None:
     msg = await _fusion(openai_model, "merge").ainvoke("What is 17*23?")
-    assert msg.content in RIGHT
+    assert msg.content in {"391, clearly. The answer is 391.", "The answer is 391. 391, clearly."}
     assert sim.stats().models["t/judge"].requests == 2  # comparison, then synthesis
 
 

@@ -177,7 +177,7 @@ def test_judge_answers_each_task_format(scenario: Scenario) -> None:
     assert "391" in synthesis and "401" not in synthesis
 
 
-def test_judge_rule_bank_is_seeded_and_respects_accuracy(scenario: Scenario) -> None:
+def test_judge_rule_oracle_is_seeded_and_respects_accuracy(scenario: Scenario) -> None:
     texts = ["It is 401.", "The answer is 391.", "It is 381."]
     for accuracy, expected in ((1.0, "B"), (0.0, None)):
         data = scenario.model_dump()
