@@ -10,7 +10,7 @@ report names the cause.
 from __future__ import annotations
 
 import pytest
-from e2e_helpers import ANSWERS, assert_matches_stats, call, openai_chat
+from e2e_helpers import ANSWERS, PROMPT, assert_matches_stats, call, openai_chat, openrouter_chat
 
 from langchain_fusion import FusionChatModel
 from langchain_fusion.sim import Simulator
@@ -68,3 +68,54 @@ async def test_an_off_protocol_judge_is_billed_retried_and_named(
         assert report["comparison"] is None
         assert "unreadable judge reply after one corrective retry" in report["comparison_error"]
         assert msg.content  # the synthesis, written without the comparison
+
+
+@pytest.mark.usefixtures("warm_async")
+@pytest.mark.parametrize("entry", ["invoke", "ainvoke"])
+async def test_a_panel_with_one_judge_down_answers_by_the_others(
+    sim: Simulator, entry: str
+) -> None:
+    """Three judges (two clients), one answering 500: the two others agree on the answer
+    that mentions a rollback (their `prefer`), and the third's failure is reported."""
+    judges = [
+        openai_chat(sim, "e2e/judge"),
+        openai_chat(sim, "e2e/500"),
+        openrouter_chat(sim, "e2e/judge-errchunk"),  # its fault is on request 2: not met
+    ]
+    fusion = FusionChatModel(
+        pool=[openai_chat(sim, name) for name in MEMBERS], judge=judges, mode="best_of", seed=3
+    )
+
+    msg = await call(entry, fusion)
+
+    report = msg.response_metadata["fusion"]
+    assert_matches_stats(report, msg.usage_metadata, sim)
+    assert msg.content == ANSWERS["e2e/bob"]
+    statuses = [(v["judge"], v["status"], v["winner"]) for v in report["verdicts"]]
+    assert statuses == [
+        ("judge", "ok", "e2e/bob"),
+        ("judge-2", "upstream_error", None),
+        ("judge-3", "ok", "e2e/bob"),
+    ]
+    assert "boom 500 (e2e)" in report["verdicts"][1]["error"]
+    assert report["judge_agreement"] == 1.0
+    assert report["judge_fallback"] is False
+    assert "judge_failure" not in report
+
+
+@pytest.mark.usefixtures("warm_async")
+async def test_a_panel_all_down_falls_back_with_every_call_counted(sim: Simulator) -> None:
+    judges = [openai_chat(sim, f"e2e/{status}") for status in ("500", "502", "503")]
+    fusion = FusionChatModel(
+        pool=[openai_chat(sim, name) for name in MEMBERS], judge=judges, mode="best_of"
+    )
+
+    msg = await fusion.ainvoke(PROMPT)
+
+    report = msg.response_metadata["fusion"]
+    assert_matches_stats(report, msg.usage_metadata, sim)
+    assert [v["status"] for v in report["verdicts"]] == ["upstream_error"] * 3
+    assert report["judge_failure"] == "upstream_error"
+    assert report["judge_fallback"] is True
+    assert report["judge_fallback_rule"] == "most_agreed"
+    assert msg.content == ANSWERS["e2e/ada"]  # no answer agrees with another: pool order
