@@ -152,9 +152,9 @@ def judge_parse(
     for index in again:
         failure = replies[index].failure
         assert failure is not None
-        messages = prompts.corrective_messages(
-            asks[index].messages, failure.raw or "", failure.error
-        )
+        # An empty assistant turn is refused by some providers: say what it was.
+        said = failure.raw or "(empty reply)"
+        messages = prompts.corrective_messages(asks[index].messages, said, failure.error)
         retries.append(call(asks[index], messages, "-retry"))
     outcomes = yield from judge_step(run, FanOut(retries))
     run.ledger.extend(outcomes)
