@@ -64,19 +64,18 @@ def merge(run: FusionRun) -> Generator[Call | FanOut, Any, FusionResult]:
         "comparison": comparison.model_dump() if comparison else None,
         "comparison_error": failure.error if comparison is None and failure else None,
     }
-    if len(asks) > 1:
-        verdicts = [
-            JudgeVerdict(
-                judge=a.judge.name,
-                model=a.judge.model,
-                pass_index=a.pass_index,
-                order=list(a.shown.mapping.values()),
-                status="ok" if r.failure is None else r.failure.reason,
-                failure=r.failure,
-            )
-            for a, r in zip(asks, replies, strict=True)
-        ]
-        extra["verdicts"] = [v.to_dict() for v in verdicts]
+    # One entry per judge and pass, as in best_of; a comparison names no winner.
+    extra["verdicts"] = [
+        JudgeVerdict(
+            judge=a.judge.name,
+            model=a.judge.model,
+            pass_index=a.pass_index,
+            order=list(a.shown.mapping.values()),
+            status="ok" if r.failure is None else r.failure.reason,
+            failure=r.failure,
+        ).to_dict()
+        for a, r in zip(asks, replies, strict=True)
+    ]
     if all(r.hard for r in replies):
         return fallback(run, failure, extra=extra)
     if comparison is None and failure is not None:
