@@ -240,11 +240,12 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         return estimate_fusion(
             mode=settings.mode,
             members=[m.model for m in members],
-            judge=judges[0].model,
+            judge=[j.model for j in judges],
             input_tokens=estimate_tokens(conversation),
             pricing=Pricing(settings.prices),
             max_tokens=settings.max_tokens,
             debate_rounds=settings.debate_rounds,
+            judge_passes=settings.judge_passes,
         )
 
     def bind_tools(

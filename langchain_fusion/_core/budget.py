@@ -102,13 +102,20 @@ def estimate_fusion(
     *,
     mode: str,
     members: Sequence[str],
-    judge: str,
+    judge: str | Sequence[str],
     input_tokens: int,
     pricing: Pricing,
     max_tokens: int | None,
     debate_rounds: int,
+    judge_passes: int = 1,
 ) -> dict[str, Any]:
-    """Worst-case cost of a whole fusion, phase by phase, before running it."""
+    """Worst-case cost of a whole fusion, phase by phase, before running it.
+
+    `judge` is the judge's model, or every model of a panel (the first writes the answer).
+    Every judge of a panel picks (best_of, vote) or compares (merge) at every one of
+    `judge_passes` passes; a corrective retry, made only for an unreadable reply, is not
+    counted.
+    """
     output = max_tokens or DEFAULT_OUTPUT_TOKENS
     n = len(members)
     # The judge reads the conversation plus every candidate; a debater its peers too.
@@ -119,8 +126,11 @@ def estimate_fusion(
     if mode == "debate":
         for round_ in range(1, debate_rounds + 1):
             phases.append((f"round {round_}", [(m, judged_input) for m in members]))
-    judge_calls = {"best_of": 1, "vote": 1, "merge": 2, "debate": 1}[mode]
-    phases.append(("judge", [(judge, judged_input)] * judge_calls))
+    judges = [judge] if isinstance(judge, str) else list(judge)
+    verdicts = [(model, judged_input) for model in judges] * judge_passes
+    writer = [(judges[0], judged_input)]
+    judge_calls = {"best_of": verdicts, "vote": verdicts, "merge": verdicts + writer}
+    phases.append(("judge", judge_calls.get(mode, writer)))
     rows = []
     for name, calls in phases:
         cost, unknown = phase_cost(pricing, calls, max_tokens)

@@ -19,6 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 Mode = Literal["best_of", "merge", "debate", "vote"]
 Topology = Literal["all", "ring"]
 JudgeFailurePolicy = Literal["fallback", "raise"]
+SelfVote = Literal["exclude", "allow"]
 
 MODES: tuple[str, ...] = ("best_of", "merge", "debate", "vote")
 _MODE_ALIASES = {"best-of": "best_of", "bestof": "best_of", "best_of": "best_of"}
@@ -36,6 +37,8 @@ SETTING_NAMES: tuple[str, ...] = (
     "debate_rounds",
     "topology",
     "on_judge_failure",
+    "judge_passes",
+    "judge_self_vote",
     "max_concurrency",
     "seed",
     "skip_judge_on_agreement",
@@ -98,9 +101,23 @@ class FusionSettings(BaseModel):
     """Who sees whom in a debate round: `"all"` (everyone) or `"ring"` (two neighbours)."""
 
     on_judge_failure: JudgeFailurePolicy = "fallback"
-    """`"fallback"`: if the judge fails, return the answer of the first pool member (in pool
-    order) that answered, flagged `judge_fallback` in the report. `"raise"`: raise
-    `JudgeError`, which carries every member answer."""
+    """`"fallback"`: if the judge fails (every judge of a panel), return the answer that most
+    other answers agree with (by `agreement`, pairwise; ties go to pool order), flagged
+    `judge_fallback` with `judge_fallback_rule` `"most_agreed"` in the report. `"raise"`:
+    raise `JudgeError`, which carries every member answer."""
+
+    judge_passes: int = Field(default=1, ge=1)
+    """Times each judge picks (best_of, vote's tie-break) or compares (merge), each pass
+    showing the candidates in another order (pass 2 reversed, later passes rotated, labels
+    given afresh), to control the judge's position bias. Verdicts are aggregated by
+    majority; a tie goes to the tied answer most other answers agree with. Passes run
+    concurrently; each costs a judge call (per judge of a panel)."""
+
+    judge_self_vote: SelfVote | None = None
+    """Whether a judge whose model is also a pool member's model may vote for that member's
+    answer: `"exclude"` discards such a verdict (reported `excluded`), `"allow"` counts it.
+    `None` (default): `"exclude"` for a panel of judges, `"allow"` for a single judge (the
+    report then says `self_judging: true`)."""
 
     max_concurrency: int | None = Field(default=None, ge=1)
     """Most member calls in flight at once; `None` runs the whole pool at once."""

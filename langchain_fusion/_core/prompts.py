@@ -30,11 +30,13 @@ VERDICT_TASK = (
     "{labels}."
 )
 
+#: Sent as is (never formatted): its braces are single.
 COMPARISON_TASK = (
     "Compare the candidates. Reply with a JSON object only, no other text, with four lists "
-    'of short strings: {{"consensus": [...], "contradictions": [...], '
-    '"unique_insights": [...], "gaps": [...]}}. In contradictions, say which claim is '
-    "best supported. Refer to candidates by label only."
+    'of short strings: {"consensus": [...], "contradictions": [...], '
+    '"unique_insights": [...], "gaps": [...]}. In contradictions, say which claim is '
+    'best supported. Refer to a candidate as "Candidate <label>" only, never by anything '
+    "else."
 )
 
 SYNTHESIS_TASK = (

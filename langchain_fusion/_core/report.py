@@ -48,6 +48,8 @@ def build_report(
     judge_model: str,
     ledger: Ledger,
     total_s: float,
+    judges: Sequence[tuple[str, str]] = (),
+    judge_s: float | None = None,
     winner: str | None = None,
     rounds: int | None = None,
     extra: dict[str, Any] | None = None,
@@ -57,9 +59,12 @@ def build_report(
     Args:
         mode: The mode that ran.
         members: `(name, model)` of each pool member, in pool order.
-        judge_model: The judge's model identifier.
+        judge_model: The (first) judge's model identifier.
         ledger: Every call made.
         total_s: Wall time of the whole fusion.
+        judges: `(name, model)` of each judge of a panel (empty for a single judge): each
+            gets its own entry under `judges`.
+        judge_s: Wall time of the judge phases; default: the sum of the judge calls' times.
         winner: best_of: the chosen member's name.
         rounds: debate: revision rounds run.
         extra: Mode-specific entries (comparison, debate graph, fallback flags...).
@@ -70,10 +75,10 @@ def build_report(
         entry.update(_calls_summary(ledger.for_name(name)))
         candidates.append(entry)
     judge_calls = ledger.for_name("judge", role="judge")
-    judge: dict[str, Any] = {"model": judge_model}
-    judge.update(_calls_summary(judge_calls))
-    if not judge_calls:
-        judge["status"] = "skipped"
+    judge: dict[str, Any] = {"model": judge_model, **_judge_summary(judge_calls)}
+    all_judge_calls = [o for o in ledger.outcomes if o.role == "judge"]
+    if judge_s is None:
+        judge_s = sum(o.latency_s for o in all_judge_calls)
     report: dict[str, Any] = {
         "mode": mode,
         "candidates": candidates,
@@ -83,13 +88,25 @@ def build_report(
         "judge_fallback": False,
         "timings": {
             "total_s": round(total_s, 6),
-            "judge_s": round(sum(o.latency_s for o in judge_calls), 6),
+            "judge_s": round(judge_s, 6),
         },
         "usage": dict(ledger.usage()),
         "usage_by_model": ledger.usage_by_model(),
         "cost_usd": ledger.cost(),
         "cost_complete": ledger.cost_complete(),
     }
+    if judges:
+        report["judges"] = [
+            {"name": name, "model": model, **_judge_summary(ledger.for_name(name, role="judge"))}
+            for name, model in judges
+        ]
     if extra:
         report.update(extra)
     return report
+
+
+def _judge_summary(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    summary = _calls_summary(outcomes)
+    if not outcomes:
+        summary["status"] = "skipped"
+    return summary

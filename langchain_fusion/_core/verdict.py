@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -30,8 +30,25 @@ class Comparison(BaseModel):
     gaps: list[str] = Field(default_factory=list, description="What every candidate missed.")
 
 
+#: Why a judge failed, as the report names it (`judge_failure`).
+JudgeFailure = Literal[
+    "not_valid_json", "schema_mismatch", "empty", "upstream_error", "timeout", "refused_label"
+]
+JUDGE_FAILURES: tuple[str, ...] = get_args(JudgeFailure)
+
+
 class VerdictParseError(ValueError):
-    """The judge's reply could not be read as the expected verdict."""
+    """The judge's reply could not be read as the expected verdict.
+
+    Attributes:
+        reason: Why: `"empty"` (no text at all), `"not_valid_json"` (no JSON object and no
+            plain verdict line), `"schema_mismatch"` (JSON without the fields asked for) or
+            `"refused_label"` (a winner that is not a candidate label, or several winners).
+    """
+
+    def __init__(self, message: str, reason: JudgeFailure = "not_valid_json") -> None:
+        super().__init__(message)
+        self.reason: JudgeFailure = reason
 
 
 _WINNER_TEXT_RE = re.compile(
@@ -82,9 +99,12 @@ def parse_verdict(text: str, valid_labels: Sequence[str]) -> Verdict:
     Raises:
         VerdictParseError: with a message suited to a corrective retry.
     """
+    if not text.strip():
+        raise VerdictParseError("no verdict found: the reply is empty", "empty")
     valid = {label.upper() for label in valid_labels}
     verdicts: list[Verdict] = []
-    for obj in json_objects(text):
+    objects = json_objects(text)
+    for obj in objects:
         if "winner" not in obj:
             continue
         verdicts.append(
@@ -93,17 +113,23 @@ def parse_verdict(text: str, valid_labels: Sequence[str]) -> Verdict:
     if not verdicts:
         verdicts = [Verdict(winner=m.group(1).upper()) for m in _WINNER_TEXT_RE.finditer(text)]
     if not verdicts:
+        if objects:
+            raise VerdictParseError(
+                "no verdict found: the JSON object has no 'winner' field", "schema_mismatch"
+            )
         raise VerdictParseError("no verdict found: expected a JSON object with a 'winner' field")
     winners = {v.winner for v in verdicts}
     if len(winners) > 1:
         raise VerdictParseError(
-            f"ambiguous verdict: several winners named ({', '.join(sorted(winners))})"
+            f"ambiguous verdict: several winners named ({', '.join(sorted(winners))})",
+            "refused_label",
         )
     verdict = verdicts[-1]
     if verdict.winner not in valid:
         raise VerdictParseError(
             f"winner {verdict.winner!r} is not a candidate label: use one of "
-            f"{', '.join(sorted(valid))}"
+            f"{', '.join(sorted(valid))}",
+            "refused_label",
         )
     return verdict
 
@@ -118,7 +144,8 @@ def check_verdict(verdict: Verdict, valid_labels: Sequence[str]) -> Verdict:
     if winner not in {label.upper() for label in valid_labels}:
         raise VerdictParseError(
             f"winner {verdict.winner!r} is not a candidate label: use one of "
-            f"{', '.join(valid_labels)}"
+            f"{', '.join(valid_labels)}",
+            "refused_label",
         )
     return Verdict(winner=winner, rationale=verdict.rationale)
 
@@ -129,8 +156,11 @@ def parse_comparison(text: str) -> Comparison:
     Raises:
         VerdictParseError: when no object in the text is a comparison.
     """
+    if not text.strip():
+        raise VerdictParseError("no comparison found: the reply is empty", "empty")
     keys = set(Comparison.model_fields)
-    for obj in reversed(json_objects(text)):
+    objects = json_objects(text)
+    for obj in reversed(objects):
         if keys & set(obj):
             try:
                 return Comparison.model_validate({k: _as_list(obj.get(k)) for k in keys})
@@ -138,7 +168,8 @@ def parse_comparison(text: str) -> Comparison:
                 continue
     raise VerdictParseError(
         "no comparison found: expected a JSON object with 'consensus', 'contradictions', "
-        "'unique_insights' and 'gaps' lists of strings"
+        "'unique_insights' and 'gaps' lists of strings",
+        "schema_mismatch" if objects else "not_valid_json",
     )
 
 

@@ -23,22 +23,15 @@ QUEUE_POLL_S = 0.02
 
 
 def runnable_for(call: Call) -> tuple[Runnable[Any, Any], bool]:
-    """What to invoke for `call`, and whether it returns structured output (`include_raw`).
+    """What to invoke for `call`, and whether it returns `include_raw` structured output.
 
-    Structured output is asked of a bare chat model only: LangChain's wrappers forward
-    `with_structured_output` to the model inside and drop what they add (bound arguments,
-    config, fallbacks), so a wrapped judge is called as given and its reply parsed as text.
+    Always the participant as given, replying with a message: the judge's verdicts and
+    comparisons are read from that raw message by the tolerant parser, never through a
+    provider's structured-output method, which may raise on a reply that does not validate
+    (`ChatOpenAI`'s default `json_schema` method does, inside the SDK) and lose the message,
+    and the usage the provider billed, with it.
     """
-    member = call.member
-    if call.schema is None or not member.supports_structured_output:
-        return member.runnable, False
-    if member.runnable is not member.chat_model:
-        return member.runnable, False
-    try:
-        structured = member.chat_model.with_structured_output(call.schema, include_raw=True)
-    except Exception:  # a model may refuse the schema: the text parser takes over
-        return member.runnable, False
-    return structured, True
+    return call.member.runnable, False
 
 
 def as_ai_message(value: Any) -> AIMessage:

@@ -20,6 +20,7 @@ from langchain_fusion._core.budget import Pricing, estimate_tokens, phase_cost
 from langchain_fusion._core.capabilities import image_blocks
 from langchain_fusion._core.config import SETTING_NAMES, FusionSettings, resolve_settings
 from langchain_fusion._core.fencing import Candidate, anonymise, message_text
+from langchain_fusion._core.judging import agreement_counts
 from langchain_fusion._core.outcome import Outcome
 from langchain_fusion._core.report import build_report
 from langchain_fusion._core.usage import Ledger
@@ -126,7 +127,14 @@ class FusionRun:
         self.budget_skipped: list[str] = []
         self.unpriced: set[str] = set()
         self.started = time.monotonic()
+        #: Wall time of the judge phases (concurrent passes and judges count once).
+        self.judge_s = 0.0
         self.latest: dict[str, AIMessage] = {}
+        models = {m.model for m in self.members}
+        #: A single judge that is also a pool member's model (reported `self_judging`).
+        self.self_judging = len(self.judges) == 1 and judge.model in models
+        self_vote = settings.judge_self_vote or ("exclude" if len(self.judges) > 1 else "allow")
+        self._exclude_self = self_vote == "exclude"
 
     def _bind_tools(
         self, tools: list[dict[str, Any]], tool_choice: Any, settings: FusionSettings
@@ -228,12 +236,16 @@ class FusionRun:
                 "skipped": list(self.budget_skipped),
                 "unpriced": sorted(self.unpriced),
             }
+        if self.self_judging:
+            common["self_judging"] = True
         return build_report(
             mode=self.settings.mode,
             members=[(m.name, m.model) for m in self.members],
             judge_model=self.judge.model,
+            judges=[(j.name, j.model) for j in self.judges] if len(self.judges) > 1 else (),
             ledger=self.ledger,
             total_s=time.monotonic() - self.started,
+            judge_s=self.judge_s,
             winner=winner,
             rounds=rounds,
             extra={**common, **(extra or {})},
@@ -265,6 +277,16 @@ class FusionRun:
     def agree(self, names: Sequence[str]) -> bool:
         texts = [message_text(self.latest[name]) for name in names]
         return (self.settings.agreement or answers_agree)(texts)
+
+    def agreement_counts(self, names: Sequence[str]) -> dict[str, int]:
+        """How many other answers of `names` each agrees with (the agreement gate's test)."""
+        texts = {name: message_text(self.latest[name]) for name in names}
+        return agreement_counts(names, texts, self.settings.agreement or answers_agree)
+
+    def excludes_self_vote(self, judge: Member, winner: str) -> bool:
+        """Whether `judge`'s vote for member `winner` is discarded (`judge_self_vote`)."""
+        model = next((m.model for m in self.members if m.name == winner), None)
+        return self._exclude_self and model == judge.model
 
     def without_judge(
         self, names: list[str], rounds: int | None = None, extra: dict[str, Any] | None = None

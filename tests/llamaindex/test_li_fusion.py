@@ -302,3 +302,32 @@ def test_secrets_stay_out_of_repr_payload_and_dumps() -> None:
     for text in (repr(llm), str(llm), json.dumps(llm.to_payload()), llm.model_dump_json()):
         assert secret not in text
     assert "m=m" in repr(llm)
+
+
+@pytest.mark.parametrize("method", ["chat", "astream_chat"])
+async def test_a_panel_of_llamaindex_judges_over_two_passes(method: str) -> None:
+    """FusionLLM takes a list of LlamaIndex judges: every judge at every pass, the majority
+    of those that answered, and the one that failed reported."""
+    judges = [
+        fake_judge_llm(model="li-judge-a", prefer="Seine"),
+        fake("li-judge-down", error="judge down"),
+        fake_judge_llm(model="li-judge-b", prefer="Seine"),
+    ]
+    llm = FusionLLM(
+        pool=[fake("a", "The Loire."), fake("b", "The Seine."), fake("c", "The Rhone.")],
+        judge=judges,
+        mode="best_of",
+        judge_passes=2,
+    )
+
+    answer = await call(llm, method, "Which river runs through Paris?")
+
+    assert answer.text == "The Seine."
+    verdicts = answer.report["verdicts"]
+    assert len(verdicts) == 6
+    assert {v["judge"] for v in verdicts if v["status"] == "upstream_error"} == {"judge-2"}
+    assert {v["winner"] for v in verdicts if v["status"] == "ok"} == {"b"}
+    assert answer.report["judge_agreement"] == 1.0
+    assert answer.usage["prompt_tokens"] == sum(
+        row["input_tokens"] for row in answer.report["usage_by_model"].values()
+    )

@@ -9,7 +9,7 @@ from langchain_fusion._core import prompts
 from langchain_fusion._core.fencing import new_nonce
 from langchain_fusion._core.graph import DebateGraph
 from langchain_fusion._core.outcome import Outcome
-from langchain_fusion._runtime.modes.judging import fallback, synthesis
+from langchain_fusion._runtime.modes.judging import failure_of, fallback, synthesis
 from langchain_fusion._runtime.run import FusionRun
 from langchain_fusion._runtime.steps import Call, FanOut, FusionResult
 
@@ -84,5 +84,5 @@ def debate(run: FusionRun) -> Generator[Call | FanOut, Any, FusionResult]:
         return run.over_budget(final, rounds=rounds, extra=extra)
     outcome = yield from synthesis(run, messages)
     if not outcome.ok:
-        return fallback(run, outcome.error, rounds=rounds, extra=extra)
+        return fallback(run, failure_of(outcome), rounds=rounds, extra=extra)
     return run.finish(outcome.message, rounds=rounds, streamed=True, extra=extra)
