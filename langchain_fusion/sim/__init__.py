@@ -23,11 +23,15 @@ with run_simulator() as sim:  # the bundled default scenario, on a free port
 ```
 
 From the command line: `python -m langchain_fusion.sim --scenario FILE --port N`.
+`SimChatModel(scenario=..., model=...)` answers the same in process (no HTTP, no latency,
+no faults), for simulations of thousands of fusions.
 """
 
-from langchain_fusion.sim._app import SimulatedDisconnect, create_app, models_body
+from langchain_fusion.sim._app import create_app, models_body
 from langchain_fusion.sim._cli import build_parser, main
+from langchain_fusion.sim._inprocess import SimChatModel
 from langchain_fusion.sim._protocol import OffProtocol
+from langchain_fusion.sim._reply import SimulatedDisconnect
 from langchain_fusion.sim._scenario import (
     BankQuestion,
     Fault,
@@ -54,6 +58,7 @@ __all__ = [
     "OffProtocol",
     "Scenario",
     "ScriptedAnswer",
+    "SimChatModel",
     "SimModel",
     "SimulatedDisconnect",
     "Simulator",

@@ -12,7 +12,8 @@ from types import TracebackType
 
 import uvicorn
 
-from langchain_fusion.sim._app import SimState, create_app
+from langchain_fusion.sim._app import create_app
+from langchain_fusion.sim._reply import SimState
 from langchain_fusion.sim._scenario import Scenario, load_scenario
 from langchain_fusion.sim._stats import Stats
 
