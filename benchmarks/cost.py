@@ -2,9 +2,12 @@
 
 A SIMULATION OF THE AGGREGATION, not of real models: three simulated members answer
 "What is A times B?" questions right with set probabilities (0.8, 0.7, 0.6, independently
-per question), a miss being one of three near misses; the judge picks a right candidate
-with probability 0.95 when one exists (`benchmarks/scenarios/cost.yaml`, the bank generated
-here with a seed). The figures say how the aggregation rules combine such members and what
+per question), a miss being one of three near misses (`benchmarks/scenarios/cost.yaml`, the
+bank generated here with a seed). The judge of the main rows is an ORACLE: it looks the
+right answer up and picks a right candidate with probability 0.95 when one exists, an upper
+bound of what a judge adds. The "blind judge" rows use a judge of the same price that does
+not know the answers (it picks the answer most candidates give, ties to the first shown).
+The figures say how the aggregation rules combine such members and what
 each rule spends; they say nothing about how real LLMs answer.
 
 Rows, each over the same `--questions` questions, with `ChatOpenAI` members against the
@@ -12,6 +15,7 @@ simulator in its own process:
 - single best:      the most accurate member alone
 - best_of, merge, debate (2 rounds, stops early on agreement), vote
 - best_of + gate, merge + gate:   `skip_judge_on_agreement=True`
+- best_of, merge (blind judge):   the same with the blind judge
 
 Tokens and cost per question are the simulator's billed counters (reset before each row);
 judge calls and accuracy are read from each answer and its fusion report. "Agreeing" is the
@@ -41,6 +45,8 @@ from langchain_fusion import FusionChatModel
 
 MEMBERS = ("cost/strong", "cost/mid", "cost/weak")
 JUDGE = "cost/judge"
+BLIND_JUDGE = "cost/blind-judge"
+JUDGES = (JUDGE, BLIND_JUDGE)
 CONFIGS: dict[str, dict[str, Any] | None] = {
     "single best": None,
     "best_of": {"mode": "best_of"},
@@ -49,6 +55,8 @@ CONFIGS: dict[str, dict[str, Any] | None] = {
     "vote": {"mode": "vote"},
     "best_of + gate": {"mode": "best_of", "skip_judge_on_agreement": True},
     "merge + gate": {"mode": "merge", "skip_judge_on_agreement": True},
+    "best_of (blind judge)": {"mode": "best_of", "judge": BLIND_JUDGE},
+    "merge (blind judge)": {"mode": "merge", "judge": BLIND_JUDGE},
 }
 
 
@@ -101,9 +109,10 @@ async def run_config(
 ) -> dict[str, Any]:
     """Per question: correct or not, judge calls; plus errors."""
     members = {m.split("/")[1]: chat_openai(sim, m) for m in MEMBERS}
-    judge = chat_openai(sim, JUDGE)
     fusion = None
     if settings is not None:
+        settings = dict(settings)
+        judge = chat_openai(sim, settings.pop("judge", JUDGE))
         fusion = FusionChatModel(pool=members, judge=judge, seed=0, **settings)
     limit = asyncio.Semaphore(concurrency)
     correct: list[bool] = [False] * len(bank)
@@ -125,7 +134,7 @@ async def run_config(
             report = message.response_metadata["fusion"]
             judge_calls[i] = report["judge"]["calls"]
             if report.get("judge_fallback"):
-                errors.append(f"judge fallback: {report.get('judge_error')}")
+                errors.append(f"judge fallback: {report.get('judge_failure')}")
 
     await asyncio.gather(*(one(i, q) for i, q in enumerate(bank)))
     return {"correct": correct, "judge_calls": judge_calls, "errors": errors}
@@ -159,7 +168,9 @@ def main() -> None:
     print(f"benchmark 4, cost ({machine()}, load {os.getloadavg()[0]:.2f})")
     print(
         "A SIMULATION OF THE AGGREGATION: members right with probability 0.8/0.7/0.6 "
-        "(independent), judge picks a right candidate with probability 0.95;\n"
+        "(independent); the judge is an ORACLE (looks the right answer up, picks it with "
+        "probability 0.95),\nexcept in the 'blind judge' rows (the answer most candidates "
+        "give, ties to the first shown);\n"
         f"{count} generated questions (seed {args.seed}), ChatOpenAI members, simulator in "
         "its own process"
     )
@@ -189,8 +200,8 @@ def main() -> None:
     rows = []
     for name, r in results.items():
         totals = r["stats"]["totals"]
-        judge = r["stats"]["models"][JUDGE]
-        member_requests = totals["requests"] - judge["requests"]
+        judge_requests = sum(r["stats"]["models"][j]["requests"] for j in JUDGES)
+        member_requests = totals["requests"] - judge_requests
         calls_agree = sum(r["judge_calls"][i] for i in agreeing)
         acc_agree = sum(r["correct"][i] for i in agreeing) / len(agreeing) if agreeing else 0
         fused = CONFIGS[name] is not None
@@ -202,7 +213,7 @@ def main() -> None:
                 f"{totals['cost'] / count * 1e6:.1f}",
                 f"{totals['cost'] / base_cost:.1f}x",
                 f"{member_requests / count:.2f}",
-                f"{judge['requests'] / count:.2f}" if fused else "",
+                f"{judge_requests / count:.2f}" if fused else "",
                 f"{calls_agree / len(agreeing):.2f}" if fused and agreeing else "",
                 f"{acc_agree:.1%}" if agreeing else "",
                 len(r["errors"]),

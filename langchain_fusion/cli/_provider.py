@@ -76,11 +76,13 @@ def provider_for(scenario_file: str | None, env: dict[str, str]) -> Iterator[Pro
     scenario = load_scenario(scenario_file)
     pool, judge = scenario_roles(scenario)
     why = "--scenario given" if scenario_file else f"no {OPENROUTER_API_KEY_ENV} set"
+    judge_model = scenario.model(judge)
+    judging = f"; simulated judge {judge}: {judge_model.judge.describe()}" if judge_model else ""
     with run_simulator(scenario) as sim:
         yield Provider(
             description=(
                 f"provider: local simulator at {sim.base_url} ({why}; scenario "
-                f"{scenario.name!r}, simulated models, no network)"
+                f"{scenario.name!r}, simulated models, no network{judging})"
             ),
             base_url=sim.openrouter_base_url,
             api_key=SIMULATOR_KEY,

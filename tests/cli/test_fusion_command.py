@@ -63,6 +63,8 @@ def test_ask_offline_uses_the_bundled_simulator(capsys: pytest.CaptureFixture[st
     lines = out.splitlines()
     assert lines[0].startswith("provider: local simulator at http://127.0.0.1:")
     assert "no OPENROUTER_API_KEY set" in lines[0] and "'default'" in lines[0]
+    assert "simulated judge sim/judge: blind" in lines[0]  # says what the judge is
+    assert "does not know the right answers" in lines[0]
     assert "391" in out
     pool, judge = cli.scenario_roles(default_scenario())
     for name in (*pool, f"judge {judge}"):
