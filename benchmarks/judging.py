@@ -3,7 +3,7 @@
 MEASURED ON THE SIMULATOR, not on real models. The real library (`FusionChatModel`: its
 shuffling, fencing, prompts, verdict parsing, passes, panels, tie-breaks and fallbacks) runs
 over simulated models called in process (`langchain_fusion.sim.SimChatModel`: the
-simulator's own answers, token counts and prices, without HTTP, so that ~13,000 fusions take
+simulator's own answers, token counts and prices, without HTTP, so that the ~27,000 fusions take
 minutes on 2 cores). The models:
 
 - a bank of generated questions "What is A times B? Answer with the number only." with the
@@ -22,7 +22,7 @@ with one judge, with `judge_passes=2` and 3, with a panel of three judges; merge
 Columns: accuracy with its 95% Wilson interval, judge calls, tokens and cost per question,
 and cost per correct answer.
 
-Run: `python benchmarks/judging.py [--questions 240] [--quick] [--seed 11]`
+Run: `python benchmarks/judging.py [--questions 400] [--quick] [--seed 11]`
 """
 
 from __future__ import annotations
@@ -240,12 +240,12 @@ def recovery(results: dict[tuple[str, float], Result]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--questions", type=int, default=None, help="default 240")
+    parser.add_argument("--questions", type=int, default=None, help="default 400")
     parser.add_argument("--quick", action="store_true", help="60 questions")
     parser.add_argument("--seed", type=int, default=11, help="seed of the bank and scenario")
     parser.add_argument("--concurrency", type=int, default=16, help="questions in flight")
     args = parser.parse_args()
-    count = args.questions or (60 if args.quick else 240)
+    count = args.questions or (60 if args.quick else 400)
     bank = make_bank(count, args.seed)
     scenario = make_scenario(bank, args.seed)
     started = time.perf_counter()
