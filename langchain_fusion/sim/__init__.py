@@ -5,7 +5,10 @@ OpenRouter: plain and SSE streaming replies shaped as OpenRouter sends them (usa
 `cost` and `cost_details`, `: OPENROUTER PROCESSING` keep-alives, a final usage chunk,
 `data: [DONE]`), tool calls, JSON-schema answers, and scripted faults (429, 5xx, hangs,
 malformed JSON, broken streams, mid-stream error chunks). A scenario says how each model
-answers; a simulated judge reads the fenced candidates of a fusion's judge prompt.
+answers; a simulated judge reads the fenced candidates of a fusion's judge prompt with the
+simulator's own reader and decides by its `JudgeSpec`: blind by default (the answer most
+candidates agree on), with optional position, self and verbosity biases, or an `oracle`
+that looks the right answer up. `off_protocol` models ignore the format a request asks for.
 
 Tokens are whitespace-separated words (`count_tokens`), so accounting is exact: prompt
 tokens are the words of every message's text and tool calls plus `image_tokens` per image
