@@ -1,0 +1,224 @@
+"""Benchmark: the fusion's own CPU per call, against the same calls made directly.
+
+In one process, side by side, per mode and for async (`ainvoke`) and sync (`invoke`):
+
+- fusion: `FusionChatModel` over in-process fake members and a fake judge, none with any
+  latency, called `--calls` times after `--warmup` calls;
+- direct: the same model calls the fusion made (every member call and every judge call,
+  with the very messages the fusion sent, replayed from the fakes' records), made directly
+  on the same fake models: members concurrently (`asyncio.gather` / one after another in
+  sync code), then the judge calls in order.
+
+Our own CPU per fusion is `(CPU of the fusion - CPU of the direct calls) / calls`: what the
+fusion adds around the calls it cannot avoid. CPU is `time.process_time()` (all threads of
+the process). The two are run in alternating blocks, so that both see the same machine.
+
+Run: `python benchmarks/own_cpu.py [--calls 300] [--warmup 30] [--modes best_of,merge]
+[--members 3] [--profile]` (`--profile`: a cProfile top list of the fusion's async calls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine, table
+from langchain_core.messages import BaseMessage
+
+from langchain_fusion import FusionChatModel
+from langchain_fusion.testing import FakeChatModel, FakeJudge
+
+PROMPT = "Review this migration plan for operational risks: move the orders database tonight."
+ANSWERS = [
+    "Take a backup first. Rehearse the cut-over on a copy.",
+    "Take a backup first. Keep the old database read-only for a day.",
+    "Announce a maintenance window. Take a backup first.",
+    "Check the replication lag. Take a backup first.",
+]
+BLOCKS = 10  # the calls run in this many alternating blocks of fusion and direct calls
+
+
+def build(mode: str, members: int) -> tuple[FusionChatModel, list[FakeChatModel], FakeJudge]:
+    """A fusion over fake members that answer at once, and its fake judge."""
+    pool = [
+        FakeChatModel(model=f"m{i}", responses=[ANSWERS[i % len(ANSWERS)]]) for i in range(members)
+    ]
+    judge = FakeJudge(model="judge")
+    fusion = FusionChatModel(
+        pool=pool, judge=judge, mode=mode, seed=0, debate_rounds=1, min_successful=members
+    )
+    return fusion, pool, judge
+
+
+def recorded(fakes: Sequence[FakeChatModel]) -> list[list[list[BaseMessage]]]:
+    """The inputs each fake received so far (one list per fake)."""
+    return [list(f.inputs) for f in fakes]
+
+
+def calls_of_one(
+    fusion: FusionChatModel, pool: list[FakeChatModel], judge: FakeJudge, sync: bool
+) -> tuple[list[list[list[BaseMessage]]], list[list[BaseMessage]]]:
+    """The member inputs (one list per member) and judge inputs of one fusion call."""
+    before = [len(f.inputs) for f in [*pool, judge]]
+    if sync:
+        fusion.invoke(PROMPT)
+    else:
+        asyncio.run(fusion.ainvoke(PROMPT))
+    after = recorded([*pool, judge])
+    per = [inputs[n:] for inputs, n in zip(after, before, strict=True)]
+    return per[:-1], per[-1]
+
+
+async def direct_async(
+    pool: list[FakeChatModel],
+    judge: FakeJudge,
+    members_in: list[list[list[BaseMessage]]],
+    judge_in: list[list[BaseMessage]],
+) -> None:
+    """The fusion's calls made directly: member rounds concurrently, then the judge calls."""
+    rounds = max((len(m) for m in members_in), default=0)
+    for r in range(rounds):
+        await asyncio.gather(
+            *(
+                model.ainvoke(inputs[r])
+                for model, inputs in zip(pool, members_in, strict=True)
+                if r < len(inputs)
+            )
+        )
+    for messages in judge_in:
+        await judge.ainvoke(messages)
+
+
+def direct_sync(
+    pool: list[FakeChatModel],
+    judge: FakeJudge,
+    members_in: list[list[list[BaseMessage]]],
+    judge_in: list[list[BaseMessage]],
+) -> None:
+    """The sync twin of `direct_async` (one call after another)."""
+    for model, inputs in zip(pool, members_in, strict=True):
+        for messages in inputs:
+            model.invoke(messages)
+    for messages in judge_in:
+        judge.invoke(messages)
+
+
+def cpu_of(fn: Callable[[], Any], times: int) -> float:
+    """CPU seconds of `fn()` called `times` times."""
+    start = time.process_time()
+    for _ in range(times):
+        fn()
+    return time.process_time() - start
+
+
+async def acpu_of(fn: Callable[[], Awaitable[Any]], times: int) -> float:
+    """CPU seconds of `await fn()` called `times` times."""
+    start = time.process_time()
+    for _ in range(times):
+        await fn()
+    return time.process_time() - start
+
+
+def measure(mode: str, members: int, calls: int, warmup: int, sync: bool) -> dict[str, Any]:
+    """CPU per fusion, per direct replay, and their difference, in milliseconds."""
+    fusion, pool, judge = build(mode, members)
+    members_in, judge_in = calls_of_one(fusion, pool, judge, sync)
+    block = max(1, calls // BLOCKS)
+    fused = direct = 0.0
+    if sync:
+        cpu_of(lambda: fusion.invoke(PROMPT), warmup)
+        cpu_of(lambda: direct_sync(pool, judge, members_in, judge_in), warmup)
+        for _ in range(BLOCKS):
+            fused += cpu_of(lambda: fusion.invoke(PROMPT), block)
+            direct += cpu_of(lambda: direct_sync(pool, judge, members_in, judge_in), block)
+    else:
+
+        async def both() -> tuple[float, float]:
+            f = d = 0.0
+            await acpu_of(lambda: fusion.ainvoke(PROMPT), warmup)
+            await acpu_of(lambda: direct_async(pool, judge, members_in, judge_in), warmup)
+            for _ in range(BLOCKS):
+                f += await acpu_of(lambda: fusion.ainvoke(PROMPT), block)
+                d += await acpu_of(lambda: direct_async(pool, judge, members_in, judge_in), block)
+            return f, d
+
+        fused, direct = asyncio.run(both())
+    n = block * BLOCKS
+    calls_made = sum(len(m) for m in members_in) + len(judge_in)
+    return {
+        "mode": mode,
+        "api": "sync" if sync else "async",
+        "model calls": calls_made,
+        "fusion ms": 1000 * fused / n,
+        "direct ms": 1000 * direct / n,
+        "own ms": 1000 * (fused - direct) / n,
+    }
+
+
+def profile(mode: str, members: int, calls: int, warmup: int, top: int) -> None:
+    """Print a cProfile top list of the fusion's async calls."""
+    fusion, _, _ = build(mode, members)
+
+    async def run(times: int) -> None:
+        for _ in range(times):
+            await fusion.ainvoke(PROMPT)
+
+    asyncio.run(run(warmup))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    asyncio.run(run(calls))
+    profiler.disable()
+    print(f"\n## profile: {mode}, async, {calls} calls\n")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--members", type=int, default=3)
+    parser.add_argument("--modes", default="best_of,merge,debate,vote")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile top list")
+    parser.add_argument("--top", type=int, default=30, help="rows of the profile")
+    args = parser.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    print(machine())
+    if args.profile:
+        for mode in modes:
+            profile(mode, args.members, args.calls, args.warmup, args.top)
+        return
+    rows = [
+        measure(mode, args.members, args.calls, args.warmup, sync)
+        for mode in modes
+        for sync in (False, True)
+    ]
+    print(
+        table(
+            ["mode", "api", "model calls", "fusion ms", "direct ms", "own ms"],
+            [
+                [
+                    r["mode"],
+                    r["api"],
+                    r["model calls"],
+                    f"{r['fusion ms']:.2f}",
+                    f"{r['direct ms']:.2f}",
+                    f"{r['own ms']:.2f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
