@@ -26,11 +26,10 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
 from langchain_core.callbacks.base import BaseCallbackManager
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import var_child_runnable_config
-from langchain_core.tracers import context as tracer_context
 from langchain_core.tracers.base import AsyncBaseTracer, BaseTracer
 from langchain_core.tracers.langchain import LangChainTracer
 
+from langchain_fusion._compat import configure_hook_vars, var_child_runnable_config
 from langchain_fusion._runtime.calls import ConfigFor
 from langchain_fusion._runtime.steps import Call
 
@@ -148,7 +147,7 @@ def children_context() -> Iterator[None]:
     tokens: list[tuple[contextvars.ContextVar[Any], contextvars.Token[Any]]] = [
         (var_child_runnable_config, var_child_runnable_config.set(None))
     ]
-    for var, *_ in getattr(tracer_context, "_configure_hooks", []):
+    for var in configure_hook_vars():
         handler = var.get()
         if handler is not None and not isinstance(handler, (BaseTracer, AsyncBaseTracer)):
             tokens.append((var, var.set(None)))

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import Runnable, RunnableConfig
+from pydantic import BaseModel
 
 from langchain_fusion._core.outcome import Outcome, Status, describe_error
+from langchain_fusion._runtime.chunks import as_ai_message, merge_chunks
+from langchain_fusion._runtime.members import Member
 from langchain_fusion._runtime.steps import Call, Deadline
 
 #: Builds the child run config of a call (tracers, tags, metadata); set by the adapter.
@@ -34,30 +35,26 @@ def runnable_for(call: Call) -> tuple[Runnable[Any, Any], bool]:
         return member.runnable, False
     if member.runnable is not member.chat_model:
         return member.runnable, False
-    try:
-        structured = member.chat_model.with_structured_output(call.schema, include_raw=True)
-    except Exception:  # a model may refuse the schema: the text parser takes over
+    structured = _structured(member, call.schema)
+    if structured is None:  # the model refused the schema: the text parser takes over
         return member.runnable, False
     return structured, True
 
 
-def as_ai_message(value: Any) -> AIMessage:
-    """Coerce a model's return value to an `AIMessage` (chunks become messages)."""
-    if isinstance(value, AIMessageChunk):
-        return AIMessage(
-            content=value.content,
-            additional_kwargs=value.additional_kwargs,
-            response_metadata=value.response_metadata,
-            tool_calls=value.tool_calls,
-            invalid_tool_calls=value.invalid_tool_calls,
-            usage_metadata=value.usage_metadata,
-            id=value.id,
-        )
-    if isinstance(value, AIMessage):
-        return value
-    if isinstance(value, BaseMessage):
-        return AIMessage(content=value.content, id=value.id)
-    return AIMessage(content=str(value))
+def _structured(member: Member, schema: type[BaseModel]) -> Runnable[Any, Any] | None:
+    """The member's chat model's `with_structured_output(schema, include_raw=True)`, or None.
+
+    None when the model refuses the schema. Built once per member and schema: building it
+    renders the schema's JSON schema, which costs more than the rest of a fusion's own
+    work. The cache lives on the member, which the fusion keeps from call to call.
+    """
+    cache = member.structured
+    if schema not in cache:
+        try:
+            cache[schema] = member.chat_model.with_structured_output(schema, include_raw=True)
+        except Exception:
+            cache[schema] = None
+    return cache[schema]
 
 
 def finish_error(message: AIMessage) -> str | None:
@@ -128,52 +125,6 @@ def failed(
 def too_late(call: Call) -> Outcome:
     """The outcome of a call not made because the fusion's deadline had passed."""
     return failed(call, "timeout", "fusion deadline reached before the call started", None)
-
-
-def as_chunk(item: Any) -> AIMessageChunk | None:
-    """One item of a LangChain `stream()` as a chunk; None for anything else.
-
-    A model that does not stream (`streaming=False`, `disable_streaming`, no `_stream`)
-    yields its whole answer as one `AIMessage`: it is the stream's only chunk.
-    """
-    if isinstance(item, AIMessageChunk):
-        return item
-    if not isinstance(item, AIMessage):
-        return None
-    calls = [
-        tool_call_chunk(
-            name=call["name"],
-            args=json.dumps(call["args"], ensure_ascii=False),
-            id=call["id"],
-            index=index,
-        )
-        for index, call in enumerate(item.tool_calls)
-    ]
-    fields = item.model_dump(exclude={"type", "tool_calls", "invalid_tool_calls"})
-    return AIMessageChunk(**fields, tool_call_chunks=calls)
-
-
-def clean_chunk(chunk: Any) -> AIMessageChunk | None:
-    """A streamed judge chunk as the fusion re-emits it: content and tool-call chunks only.
-
-    Usage and metadata are dropped here, since the fusion's single final chunk carries the
-    totals.
-    """
-    if not isinstance(chunk, AIMessageChunk):
-        return None
-    if not chunk.content and not chunk.tool_call_chunks:
-        return None
-    return AIMessageChunk(content=chunk.content, tool_call_chunks=chunk.tool_call_chunks)
-
-
-def merge_chunks(chunks: list[AIMessageChunk]) -> AIMessageChunk | None:
-    """All chunks of one stream added up, or None if there were none."""
-    if not chunks:
-        return None
-    total = chunks[0]
-    for chunk in chunks[1:]:
-        total = total + chunk
-    return total
 
 
 def stream_outcome(
