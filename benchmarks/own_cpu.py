@@ -4,10 +4,12 @@ In one process, side by side, per mode and for async (`ainvoke`) and sync (`invo
 
 - fusion: `FusionChatModel` over in-process fake members and a fake judge, none with any
   latency, called `--calls` times after `--warmup` calls;
-- direct: the same model calls the fusion made (every member call and every judge call,
-  with the very messages the fusion sent, replayed from the fakes' records), made directly
-  on the same fake models: members concurrently (`asyncio.gather` / one after another in
-  sync code), then the judge calls in order.
+- direct: the same model calls the fusion made, recorded from one fusion call (every member
+  call and every judge call: the very runnable called, with the structured-output wrapper
+  where the fusion asks the judge for structured output, the very messages and keyword
+  arguments), made directly on the same fake models without any run config: the calls of
+  one step concurrently (`asyncio.gather`; one after another in sync code), steps in
+  order.
 
 Our own CPU per fusion is `(CPU of the fusion - CPU of the direct calls) / calls`: what the
 fusion adds around the calls it cannot avoid. CPU is `time.process_time()` (all threads of
@@ -33,8 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine, table
 from langchain_core.messages import BaseMessage
+from langchain_core.runnables import Runnable
 
 from langchain_fusion import FusionChatModel
+from langchain_fusion._runtime import drivers
+from langchain_fusion._runtime.calls import runnable_for
+from langchain_fusion._runtime.steps import Call, FanOut
 from langchain_fusion.testing import FakeChatModel, FakeJudge
 
 PROMPT = "Review this migration plan for operational risks: move the orders database tonight."
@@ -47,8 +53,8 @@ ANSWERS = [
 BLOCKS = 10  # the calls run in this many alternating blocks of fusion and direct calls
 
 
-def build(mode: str, members: int) -> tuple[FusionChatModel, list[FakeChatModel], FakeJudge]:
-    """A fusion over fake members that answer at once, and its fake judge."""
+def build(mode: str, members: int) -> FusionChatModel:
+    """A fusion over fake members that answer at once, judged by a fake judge."""
     pool = [
         FakeChatModel(model=f"m{i}", responses=[ANSWERS[i % len(ANSWERS)]]) for i in range(members)
     ]
@@ -56,60 +62,52 @@ def build(mode: str, members: int) -> tuple[FusionChatModel, list[FakeChatModel]
     fusion = FusionChatModel(
         pool=pool, judge=judge, mode=mode, seed=0, debate_rounds=1, min_successful=members
     )
-    return fusion, pool, judge
+    return fusion
 
 
-def recorded(fakes: Sequence[FakeChatModel]) -> list[list[list[BaseMessage]]]:
-    """The inputs each fake received so far (one list per fake)."""
-    return [list(f.inputs) for f in fakes]
+Recorded = list[list[tuple[Runnable[Any, Any], list[BaseMessage], dict[str, Any]]]]
 
 
-def calls_of_one(
-    fusion: FusionChatModel, pool: list[FakeChatModel], judge: FakeJudge, sync: bool
-) -> tuple[list[list[list[BaseMessage]]], list[list[BaseMessage]]]:
-    """The member inputs (one list per member) and judge inputs of one fusion call."""
-    before = [len(f.inputs) for f in [*pool, judge]]
-    if sync:
-        fusion.invoke(PROMPT)
-    else:
-        asyncio.run(fusion.ainvoke(PROMPT))
-    after = recorded([*pool, judge])
-    per = [inputs[n:] for inputs, n in zip(after, before, strict=True)]
-    return per[:-1], per[-1]
+def record_calls(fusion: FusionChatModel, sync: bool) -> Recorded:
+    """The model calls one fusion call makes, step by step: `(runnable, messages, kwargs)`."""
+    steps: Recorded = []
+
+    def record(calls: list[Call]) -> None:
+        steps.append([(runnable_for(c)[0], c.messages, c.kwargs) for c in calls])
+
+    originals = (drivers.AsyncDriver._perform, drivers.SyncDriver._perform)
+
+    async def aperform(self: drivers.AsyncDriver, step: Call | FanOut) -> Any:
+        record(step.calls if isinstance(step, FanOut) else [step])
+        return await originals[0](self, step)
+
+    def perform(self: drivers.SyncDriver, step: Call | FanOut) -> Any:
+        record(step.calls if isinstance(step, FanOut) else [step])
+        return originals[1](self, step)
+
+    drivers.AsyncDriver._perform = aperform  # type: ignore[method-assign]
+    drivers.SyncDriver._perform = perform  # type: ignore[method-assign]
+    try:
+        if sync:
+            fusion.invoke(PROMPT)
+        else:
+            asyncio.run(fusion.ainvoke(PROMPT))
+    finally:
+        drivers.AsyncDriver._perform, drivers.SyncDriver._perform = originals  # type: ignore[method-assign]
+    return steps
 
 
-async def direct_async(
-    pool: list[FakeChatModel],
-    judge: FakeJudge,
-    members_in: list[list[list[BaseMessage]]],
-    judge_in: list[list[BaseMessage]],
-) -> None:
-    """The fusion's calls made directly: member rounds concurrently, then the judge calls."""
-    rounds = max((len(m) for m in members_in), default=0)
-    for r in range(rounds):
-        await asyncio.gather(
-            *(
-                model.ainvoke(inputs[r])
-                for model, inputs in zip(pool, members_in, strict=True)
-                if r < len(inputs)
-            )
-        )
-    for messages in judge_in:
-        await judge.ainvoke(messages)
+async def direct_async(steps: Recorded) -> None:
+    """The fusion's calls made directly: each step's calls concurrently, steps in order."""
+    for calls in steps:
+        await asyncio.gather(*(r.ainvoke(m, **kw) for r, m, kw in calls))
 
 
-def direct_sync(
-    pool: list[FakeChatModel],
-    judge: FakeJudge,
-    members_in: list[list[list[BaseMessage]]],
-    judge_in: list[list[BaseMessage]],
-) -> None:
+def direct_sync(steps: Recorded) -> None:
     """The sync twin of `direct_async` (one call after another)."""
-    for model, inputs in zip(pool, members_in, strict=True):
-        for messages in inputs:
-            model.invoke(messages)
-    for messages in judge_in:
-        judge.invoke(messages)
+    for calls in steps:
+        for runnable, messages, kwargs in calls:
+            runnable.invoke(messages, **kwargs)
 
 
 def cpu_of(fn: Callable[[], Any], times: int) -> float:
@@ -130,30 +128,30 @@ async def acpu_of(fn: Callable[[], Awaitable[Any]], times: int) -> float:
 
 def measure(mode: str, members: int, calls: int, warmup: int, sync: bool) -> dict[str, Any]:
     """CPU per fusion, per direct replay, and their difference, in milliseconds."""
-    fusion, pool, judge = build(mode, members)
-    members_in, judge_in = calls_of_one(fusion, pool, judge, sync)
+    fusion = build(mode, members)
+    steps = record_calls(fusion, sync)
     block = max(1, calls // BLOCKS)
     fused = direct = 0.0
     if sync:
         cpu_of(lambda: fusion.invoke(PROMPT), warmup)
-        cpu_of(lambda: direct_sync(pool, judge, members_in, judge_in), warmup)
+        cpu_of(lambda: direct_sync(steps), warmup)
         for _ in range(BLOCKS):
             fused += cpu_of(lambda: fusion.invoke(PROMPT), block)
-            direct += cpu_of(lambda: direct_sync(pool, judge, members_in, judge_in), block)
+            direct += cpu_of(lambda: direct_sync(steps), block)
     else:
 
         async def both() -> tuple[float, float]:
             f = d = 0.0
             await acpu_of(lambda: fusion.ainvoke(PROMPT), warmup)
-            await acpu_of(lambda: direct_async(pool, judge, members_in, judge_in), warmup)
+            await acpu_of(lambda: direct_async(steps), warmup)
             for _ in range(BLOCKS):
                 f += await acpu_of(lambda: fusion.ainvoke(PROMPT), block)
-                d += await acpu_of(lambda: direct_async(pool, judge, members_in, judge_in), block)
+                d += await acpu_of(lambda: direct_async(steps), block)
             return f, d
 
         fused, direct = asyncio.run(both())
     n = block * BLOCKS
-    calls_made = sum(len(m) for m in members_in) + len(judge_in)
+    calls_made = sum(len(calls) for calls in steps)
     return {
         "mode": mode,
         "api": "sync" if sync else "async",
@@ -166,7 +164,7 @@ def measure(mode: str, members: int, calls: int, warmup: int, sync: bool) -> dic
 
 def profile(mode: str, members: int, calls: int, warmup: int, top: int) -> None:
     """Print a cProfile top list of the fusion's async calls."""
-    fusion, _, _ = build(mode, members)
+    fusion = build(mode, members)
 
     async def run(times: int) -> None:
         for _ in range(times):

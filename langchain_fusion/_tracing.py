@@ -17,7 +17,7 @@ count its usage a second time.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -47,8 +47,9 @@ class Parent:
 
 
 #: Set by `FusionChatModel.stream`/`astream` around the start of `_stream`, which LangChain
-#: calls without a run manager; carries the fusion run's id and the caller's callbacks.
-STREAM_PARENT: contextvars.ContextVar[Parent | None] = contextvars.ContextVar(
+#: calls without a run manager: gives the fusion run's parent (its id and the caller's
+#: callbacks), computed only when `_stream` asks for it.
+STREAM_PARENT: contextvars.ContextVar[Callable[[], Parent] | None] = contextvars.ContextVar(
     "llm_fusion_stream_parent", default=None
 )
 
@@ -78,18 +79,23 @@ def without_defaults(
 
 
 def parent_of(
-    manager: BaseCallbackManager | Any | None, fusion_params: Mapping[str, Any] | None = None
+    manager: BaseCallbackManager | Any | None,
+    fusion_params: Callable[[], Mapping[str, Any]] | None = None,
 ) -> Parent:
     """The parent described by a run manager (or an empty one).
 
-    `fusion_params` are the fusion's invocation parameters, which LangChain set as tracer
-    metadata defaults on the manager's tracers; they are taken off again for the children.
+    `fusion_params` gives the fusion's invocation parameters, which LangChain set as tracer
+    metadata defaults on the manager's tracers; they are taken off again for the children
+    (computed only when a tracer carries such defaults).
     """
     if manager is None:
         return Parent(run_id=None)
     handlers = list(getattr(manager, "inheritable_handlers", None) or manager.handlers)
-    if fusion_params:
-        handlers = [without_defaults(h, fusion_params) for h in handlers]
+    if fusion_params is not None and any(
+        isinstance(h, LangChainTracer) and h.tracing_metadata for h in handlers
+    ):
+        params = fusion_params()
+        handlers = [without_defaults(h, params) for h in handlers]
     return Parent(
         run_id=getattr(manager, "run_id", None) or getattr(manager, "parent_run_id", None),
         handlers=handlers,

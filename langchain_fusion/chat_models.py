@@ -228,8 +228,9 @@ class FusionChatModel(GenerationHooks, FusionBase):
     ) -> Parent:
         """The fusion run for the children: from the run manager, or set by the entry point."""
         if run_manager is None:
-            return STREAM_PARENT.get() or Parent(None)
-        return parent_of(run_manager, self._get_invocation_params(stop=stop, **kwargs))
+            stream_parent = STREAM_PARENT.get()
+            return Parent(None) if stream_parent is None else stream_parent()
+        return parent_of(run_manager, lambda: self._get_invocation_params(stop=stop, **kwargs))
 
     # LangChain calls `_stream` without a run manager when `invoke` streams internally (a
     # streaming handler is attached: LangGraph's `stream_mode="messages"`, `astream_events`):
@@ -242,7 +243,10 @@ class FusionChatModel(GenerationHooks, FusionBase):
         stop: list[str] | None,
         kwargs: dict[str, Any],
     ) -> Iterator[None]:
-        token = STREAM_PARENT.set(self._parent(run_manager, stop, kwargs))
+        if run_manager is None:  # `_stream`'s parent is the one the entry point set, if any
+            yield
+            return
+        token = STREAM_PARENT.set(lambda: self._parent(run_manager, stop, kwargs))
         try:
             yield
         finally:
@@ -349,7 +353,7 @@ class FusionChatModel(GenerationHooks, FusionBase):
         iterator = super().stream(input, config, stop=stop, **kwargs)
         # LangChain calls `_stream` without a run manager: the parent reaches it through a
         # context variable set only while the stream starts, i.e. while `_stream` reads it.
-        token = STREAM_PARENT.set(parent)
+        token = STREAM_PARENT.set(lambda: parent)
         try:
             first = next(iterator, None)
         finally:
@@ -372,7 +376,7 @@ class FusionChatModel(GenerationHooks, FusionBase):
         config["run_id"] = config.get("run_id") or uuid4()
         parent = self._stream_parent(config)
         iterator = super().astream(input, config, stop=stop, **kwargs)
-        token = STREAM_PARENT.set(parent)
+        token = STREAM_PARENT.set(lambda: parent)
         try:
             first = await anext(iterator, None)
         finally:

@@ -193,6 +193,17 @@ class FanOutState:
             if successes >= self.quorum:
                 self.grace_until = time.monotonic() + self.grace
 
+    def unbounded(self) -> bool:
+        """Whether every call is waited for until it ends: no quorum, deadline or timeout.
+
+        The drivers then skip their waiting loop (nothing can expire or be cancelled).
+        """
+        return (
+            self.quorum is None
+            and self.deadline.at is None
+            and all(call.timeout is None for call in self.calls)
+        )
+
     def pending(self) -> list[int]:
         """Indexes of the calls without an outcome yet."""
         return [i for i in range(len(self.calls)) if i not in self.results]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 import time
 from collections.abc import AsyncIterator, Generator, Iterator
@@ -101,6 +102,13 @@ class AsyncDriver:
     async def fan_out(self, fan: FanOut) -> list[Outcome]:
         """Run the calls concurrently under the fan-out's waiting rules."""
         state = FanOutState(fan.calls, fan.quorum, fan.grace, self.deadline)
+        if state.unbounded():
+            outcomes = await asyncio.gather(
+                *(self._one(state, i, call) for i, call in enumerate(fan.calls))
+            )
+            for index, outcome in enumerate(outcomes):
+                state.finish(index, outcome)
+            return state.outcomes()
         tasks = {
             i: asyncio.create_task(self._one(state, i, call), name=f"fusion:{call.member.name}")
             for i, call in enumerate(fan.calls)
@@ -212,6 +220,15 @@ def _loop_time(expiry: float | None) -> float | None:
     return loop.time() + (expiry - time.monotonic())
 
 
+def _loop_running() -> bool:
+    """Whether this thread runs an event loop (sync code called from async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class SyncDriver:
     """Performs steps on the shared worker threads, which copy the caller's context."""
 
@@ -256,6 +273,8 @@ class SyncDriver:
         state.uninterruptible = True
         limit = self.max_concurrency
         slots = threading.Semaphore(limit) if limit and limit < len(fan.calls) else None
+        if slots is None and state.unbounded() and not _loop_running():
+            return self._fan_out_unbounded(state, fan.calls)
         futures = {
             i: WORKERS.submit(self._one, state, i, call, slots) for i, call in enumerate(fan.calls)
         }
@@ -279,6 +298,21 @@ class SyncDriver:
             state.abandon()
             for future in futures.values():
                 future.cancel()  # not started yet: it never will
+        return state.outcomes()
+
+    def _fan_out_unbounded(self, state: FanOutState, calls: list[Call]) -> list[Outcome]:
+        """Every call waited for until it ends: the caller's thread makes the first itself.
+
+        It runs in a copy of the context, as the others do on their worker threads. (Not
+        where the caller's thread runs an event loop: sync members must never see one.)
+        """
+        futures = [
+            WORKERS.submit(self._one, state, i, call, None)
+            for i, call in enumerate(calls[1:], start=1)
+        ]
+        state.finish(0, contextvars.copy_context().run(self._one, state, 0, calls[0], None))
+        for index, future in enumerate(futures, start=1):
+            state.finish(index, future.result())
         return state.outcomes()
 
     def call(self, call: Call) -> Outcome:

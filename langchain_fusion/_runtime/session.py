@@ -175,9 +175,10 @@ class FusionBase(FusionSettings, SlugFields):
 
     def _identity_params(self) -> dict[str, Any]:
         """What identifies the fusion: its members, its judge(s) and its settings."""
-        judges = [j.model for j in self._judge_members()]
+        members, judge_members = self._participants()
+        judges = [j.model for j in judge_members]
         return {
-            "pool": [f"{m.name}={m.model}" for m in self.members],
+            "pool": [f"{m.name}={m.model}" for m in members],
             "judge": judges[0] if len(judges) == 1 else judges,
             **self.settings(),
         }
