@@ -13,7 +13,8 @@ In one process, side by side, per mode and for async (`ainvoke`) and sync (`invo
 
 Our own CPU per fusion is `(CPU of the fusion - CPU of the direct calls) / calls`: what the
 fusion adds around the calls it cannot avoid. CPU is `time.process_time()` (all threads of
-the process). The two are run in alternating blocks, so that both see the same machine.
+the process). The two are run in alternating blocks (10 blocks of `--calls / 10`), so that
+both see the same machine; each figure is the median over the blocks.
 
 Run: `python benchmarks/own_cpu.py [--calls 300] [--warmup 30] [--modes best_of,merge]
 [--members 3] [--profile]` (`--profile`: a cProfile top list of the fusion's async calls).
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -127,38 +129,40 @@ async def acpu_of(fn: Callable[[], Awaitable[Any]], times: int) -> float:
 
 
 def measure(mode: str, members: int, calls: int, warmup: int, sync: bool) -> dict[str, Any]:
-    """CPU per fusion, per direct replay, and their difference, in milliseconds."""
+    """CPU per fusion, per direct replay, and their difference, in milliseconds.
+
+    Each is the median over the blocks (a block of fusions, then a block of the same calls
+    made directly), so that a burst of load from elsewhere on the machine skews one block,
+    not the figure.
+    """
     fusion = build(mode, members)
     steps = record_calls(fusion, sync)
     block = max(1, calls // BLOCKS)
-    fused = direct = 0.0
+    pairs: list[tuple[float, float]] = []
     if sync:
         cpu_of(lambda: fusion.invoke(PROMPT), warmup)
         cpu_of(lambda: direct_sync(steps), warmup)
         for _ in range(BLOCKS):
-            fused += cpu_of(lambda: fusion.invoke(PROMPT), block)
-            direct += cpu_of(lambda: direct_sync(steps), block)
+            fused = cpu_of(lambda: fusion.invoke(PROMPT), block)
+            pairs.append((fused, cpu_of(lambda: direct_sync(steps), block)))
     else:
 
-        async def both() -> tuple[float, float]:
-            f = d = 0.0
+        async def both() -> None:
             await acpu_of(lambda: fusion.ainvoke(PROMPT), warmup)
             await acpu_of(lambda: direct_async(steps), warmup)
             for _ in range(BLOCKS):
-                f += await acpu_of(lambda: fusion.ainvoke(PROMPT), block)
-                d += await acpu_of(lambda: direct_async(steps), block)
-            return f, d
+                fused = await acpu_of(lambda: fusion.ainvoke(PROMPT), block)
+                pairs.append((fused, await acpu_of(lambda: direct_async(steps), block)))
 
-        fused, direct = asyncio.run(both())
-    n = block * BLOCKS
-    calls_made = sum(len(calls) for calls in steps)
+        asyncio.run(both())
+    per_call = 1000 / block
     return {
         "mode": mode,
         "api": "sync" if sync else "async",
-        "model calls": calls_made,
-        "fusion ms": 1000 * fused / n,
-        "direct ms": 1000 * direct / n,
-        "own ms": 1000 * (fused - direct) / n,
+        "model calls": sum(len(calls) for calls in steps),
+        "fusion ms": per_call * statistics.median(f for f, _ in pairs),
+        "direct ms": per_call * statistics.median(d for _, d in pairs),
+        "own ms": per_call * statistics.median(f - d for f, d in pairs),
     }
 
 
