@@ -105,13 +105,16 @@ def _copy_config(
     if run_manager is None:
         return {}
     handlers = list(run_manager.inheritable_handlers)
+    tags = list(run_manager.inheritable_tags)
+    metadata = dict(run_manager.inheritable_metadata)
     callbacks = CallbackManager(
         handlers=handlers,
         inheritable_handlers=handlers,
         parent_run_id=run_manager.run_id,
-        tags=[f"fusion:hedge:{tag}"],
-        inheritable_tags=list(run_manager.inheritable_tags),
-        inheritable_metadata=dict(run_manager.inheritable_metadata),
+        tags=[*tags, f"fusion:hedge:{tag}"],
+        inheritable_tags=tags,
+        metadata=metadata,
+        inheritable_metadata=metadata,
     )
     return {"callbacks": callbacks, "run_name": tag}
 
