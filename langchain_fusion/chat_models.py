@@ -194,14 +194,12 @@ class FusionChatModel(GenerationHooks, FusionBase):
         return super().bind(tools=formatted, tool_choice=choice, **kwargs)
 
     def _final_message(self, result: FusionResult) -> AIMessage:
-        message = result.message
-        return AIMessage(
-            content=message.content,
-            additional_kwargs=message.additional_kwargs,
-            tool_calls=message.tool_calls,
-            invalid_tool_calls=message.invalid_tool_calls,
-            usage_metadata=result.usage,
-            response_metadata=self._response_metadata(result),
+        """The fused answer with the usage and report: the runner's message, not rebuilt."""
+        return result.message.model_copy(
+            update={
+                "usage_metadata": result.usage,
+                "response_metadata": self._response_metadata(result),
+            }
         )
 
     def _response_metadata(self, result: FusionResult) -> dict[str, Any]:
