@@ -103,12 +103,7 @@ class AsyncDriver:
         """Run the calls concurrently under the fan-out's waiting rules."""
         state = FanOutState(fan.calls, fan.quorum, fan.grace, self.deadline)
         if state.unbounded():
-            outcomes = await asyncio.gather(
-                *(self._one(state, i, call) for i, call in enumerate(fan.calls))
-            )
-            for index, outcome in enumerate(outcomes):
-                state.finish(index, outcome)
-            return state.outcomes()
+            return await self._fan_out_unbounded(state, fan.calls)
         tasks = {
             i: asyncio.create_task(self._one(state, i, call), name=f"fusion:{call.member.name}")
             for i, call in enumerate(fan.calls)
@@ -130,6 +125,22 @@ class AsyncDriver:
         finally:
             state.abandon()
             await cancel_and_wait(tasks.values())
+        return state.outcomes()
+
+    async def _fan_out_unbounded(self, state: FanOutState, calls: list[Call]) -> list[Outcome]:
+        """Every call waited for until it ends: no waiting loop, only the cancellation path."""
+        tasks = [
+            asyncio.create_task(self._one(state, i, call), name=f"fusion:{call.member.name}")
+            for i, call in enumerate(calls)
+        ]
+        try:
+            await asyncio.wait(tasks)
+        except BaseException:  # cancelled: the calls end before the fusion does, as below
+            state.abandon()
+            await cancel_and_wait(tasks)
+            raise
+        for index, task in enumerate(tasks):
+            state.finish(index, task.result())
         return state.outcomes()
 
     async def call(self, call: Call) -> Outcome:

@@ -12,6 +12,7 @@ their framework's metadata.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -188,7 +189,8 @@ class FusionBase(FusionSettings, SlugFields):
     def _call_settings(self, overrides: dict[str, Any]) -> FusionSettings:
         """The settings of one call: the fusion's, with per-call overrides, validated.
 
-        Without overrides, the last validated settings are reused while they are unchanged.
+        Without overrides, the last validated settings are reused while they are unchanged
+        (compared by value with a deep copy, so that a dict changed in place is seen).
         """
         data = self.settings()
         if not overrides and self._settings_cache is not None:
@@ -197,7 +199,7 @@ class FusionBase(FusionSettings, SlugFields):
                 return settings
         settings = resolve_settings(self, overrides, len(self.pool))
         if not overrides:
-            self._settings_cache = (data, settings)
+            self._settings_cache = (copy.deepcopy(data), settings)
         return settings
 
     def _session(

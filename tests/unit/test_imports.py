@@ -83,7 +83,7 @@ def test_the_packages_import_graph_has_no_cycle() -> None:
         path.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == 1:
-                cycle = path[path.index(target) :] + [target]
+                cycle = [*path[path.index(target) :], target]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if target not in state:
                 visit(target)

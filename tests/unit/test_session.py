@@ -12,6 +12,7 @@ from langchain_core.messages import BaseMessage
 from pydantic import PrivateAttr
 
 from langchain_fusion import FusionChatModel
+from langchain_fusion._core.config import ModelPrice
 from langchain_fusion._runtime.workers import Workers
 from langchain_fusion.testing import FakeChatModel, FakeJudge
 from llamaindex_fusion import FusionLLM
@@ -122,3 +123,15 @@ def test_a_sync_fan_out_keeps_to_max_concurrency_on_the_shared_workers() -> None
     )
     fusion.invoke("Which?")
     assert shared._peak == 2
+
+
+def test_settings_are_validated_again_when_a_setting_changes_even_in_place() -> None:
+    fusion = FusionChatModel(pool=pool(), judge=FakeJudge(), mode="best_of")
+    first = fusion._call_settings({})
+    assert fusion._call_settings({}) is first  # unchanged: validated once
+    fusion.prices["a"] = ModelPrice(prompt=1.0, completion=2.0)  # a dict changed in place
+    assert fusion._call_settings({}).prices == {"a": ModelPrice(prompt=1.0, completion=2.0)}
+    fusion.mode = "merge"
+    assert fusion._call_settings({}).mode == "merge"
+    assert fusion._call_settings({"mode": "vote"}).mode == "vote"
+    assert fusion._call_settings({}).mode == "merge"
