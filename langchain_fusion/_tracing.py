@@ -17,7 +17,7 @@ count its usage a second time.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -26,11 +26,10 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
 from langchain_core.callbacks.base import BaseCallbackManager
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import var_child_runnable_config
-from langchain_core.tracers import context as tracer_context
 from langchain_core.tracers.base import AsyncBaseTracer, BaseTracer
 from langchain_core.tracers.langchain import LangChainTracer
 
+from langchain_fusion._compat import configure_hook_vars, var_child_runnable_config
 from langchain_fusion._runtime.calls import ConfigFor
 from langchain_fusion._runtime.steps import Call
 
@@ -48,8 +47,9 @@ class Parent:
 
 
 #: Set by `FusionChatModel.stream`/`astream` around the start of `_stream`, which LangChain
-#: calls without a run manager; carries the fusion run's id and the caller's callbacks.
-STREAM_PARENT: contextvars.ContextVar[Parent | None] = contextvars.ContextVar(
+#: calls without a run manager: gives the fusion run's parent (its id and the caller's
+#: callbacks), computed only when `_stream` asks for it.
+STREAM_PARENT: contextvars.ContextVar[Callable[[], Parent] | None] = contextvars.ContextVar(
     "llm_fusion_stream_parent", default=None
 )
 
@@ -79,18 +79,23 @@ def without_defaults(
 
 
 def parent_of(
-    manager: BaseCallbackManager | Any | None, fusion_params: Mapping[str, Any] | None = None
+    manager: BaseCallbackManager | Any | None,
+    fusion_params: Callable[[], Mapping[str, Any]] | None = None,
 ) -> Parent:
     """The parent described by a run manager (or an empty one).
 
-    `fusion_params` are the fusion's invocation parameters, which LangChain set as tracer
-    metadata defaults on the manager's tracers; they are taken off again for the children.
+    `fusion_params` gives the fusion's invocation parameters, which LangChain set as tracer
+    metadata defaults on the manager's tracers; they are taken off again for the children
+    (computed only when a tracer carries such defaults).
     """
     if manager is None:
         return Parent(run_id=None)
     handlers = list(getattr(manager, "inheritable_handlers", None) or manager.handlers)
-    if fusion_params:
-        handlers = [without_defaults(h, fusion_params) for h in handlers]
+    if fusion_params is not None and any(
+        isinstance(h, LangChainTracer) and h.tracing_metadata for h in handlers
+    ):
+        params = fusion_params()
+        handlers = [without_defaults(h, params) for h in handlers]
     return Parent(
         run_id=getattr(manager, "run_id", None) or getattr(manager, "parent_run_id", None),
         handlers=handlers,
@@ -148,7 +153,7 @@ def children_context() -> Iterator[None]:
     tokens: list[tuple[contextvars.ContextVar[Any], contextvars.Token[Any]]] = [
         (var_child_runnable_config, var_child_runnable_config.set(None))
     ]
-    for var, *_ in getattr(tracer_context, "_configure_hooks", []):
+    for var in configure_hook_vars():
         handler = var.get()
         if handler is not None and not isinstance(handler, (BaseTracer, AsyncBaseTracer)):
             tokens.append((var, var.set(None)))

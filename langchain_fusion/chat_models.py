@@ -5,7 +5,7 @@ The adapter translates between LangChain and the runtime; it holds no fusion log
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 from uuid import uuid4
@@ -15,7 +15,7 @@ from langchain_core.callbacks import (
     CallbackManager,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -24,51 +24,31 @@ from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import (
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import ConfigDict, Field
 
+from langchain_fusion._compat import GenerationHooks, convert_input, llm_string
 from langchain_fusion._core.budget import Pricing, estimate_fusion, estimate_tokens
-from langchain_fusion._core.config import (
-    FusionSettings,
-    check_against_pool,
-    resolve_settings,
-)
-from langchain_fusion._http import deadline_scope
-from langchain_fusion._runtime.drivers import AsyncDriver, SyncDriver
-from langchain_fusion._runtime.members import (
-    Member,
-    apply_capabilities,
-    derived_profile,
-    resolve_judges,
-    resolve_pool,
-    unwrap_chat_model,
-    with_hedges,
-)
-from langchain_fusion._runtime.modes import plan
-from langchain_fusion._runtime.run import FusionRun, prepare_run
-from langchain_fusion._runtime.steps import Deadline, FusionResult
-from langchain_fusion._scoped import aeach_step_in, each_step_in
-from langchain_fusion._slugs import SlugFields
+from langchain_fusion._core.config import resolve_settings
+from langchain_fusion._runtime.chunks import last_chunk
+from langchain_fusion._runtime.members import Member, unwrap_chat_model
+from langchain_fusion._runtime.session import FusionBase
+from langchain_fusion._runtime.steps import FusionResult
+from langchain_fusion._runtime.tool_choice import normalise_tool_choice
 from langchain_fusion._tracing import (
     STREAM_PARENT,
     Parent,
     child_config_factory,
-    children_context,
     parent_of,
 )
 
 
-class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
+class FusionChatModel(GenerationHooks, FusionBase):
     """Runs one prompt through a pool of chat models in parallel and fuses their answers.
 
-    A judge model fuses the answers in one of three modes: `best_of` picks the strongest
+    A judge model fuses the answers in one of four modes: `best_of` picks the strongest
     answer and returns it as written, `merge` writes one answer from a structured comparison
-    of all, and `debate` lets the members critique and revise each other's answers before the
-    judge writes the answer.
+    of all, `debate` lets the members critique and revise each other's answers before the
+    judge writes the answer, and `vote` returns the majority answer (the judge breaks ties).
 
     Setup:
         ```bash
@@ -119,56 +99,15 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
     """Whether `invoke` streams internally, as LangChain's `streaming` flag does for other
     chat models: callbacks get each token of the fused answer as it is written."""
 
-    capabilities: dict[str, dict[str, bool]] = Field(default_factory=dict)
-    """Per-member overrides of what a model accepts, by member name (or `"judge"`), e.g.
-    `{"local-llama": {"image_inputs": False}}`; keys `image_inputs` and `tool_calling`. A
-    member known not to accept images (from this or its model's `profile`) sits out calls
-    with images, reported `skipped`."""
-
     hedge: dict[str, Any] = Field(default_factory=dict)
     """Backups by member name: a chat model, or `True` for the same model again. A hedged
     member whose first token has not come after `hedge_after` seconds gets its backup
     started; the first copy to answer wins, the other is cancelled, and the report says
     which copy answered."""
 
-    @field_validator("pool", mode="before")
-    @classmethod
-    def _validate_pool(cls, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            value = dict(value)
-        elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-            value = list(value)
-        # Slugs are checked here for their form; their key once every field is known.
-        resolve_pool(cls._check_slugs(value)[0])
-        return value
-
-    @field_validator("judge", mode="before")
-    @classmethod
-    def _validate_judge(cls, value: Any) -> Any:
-        if isinstance(value, tuple):
-            value = list(value)
-        resolve_judges(cls._check_slugs(judge=value)[1])
-        return value
-
-    @model_validator(mode="after")
-    def _validate_settings_against_pool(self) -> FusionChatModel:
-        self._resolved()  # a slug without an API key fails here, naming api_key
-        check_against_pool(self, len(self.pool))
-        self._participants()  # capabilities must name members and known keys
-        return self
-
-    def _participants(self, hedge_after: float | None = None) -> tuple[list[Member], list[Member]]:
-        """The resolved pool and judges, with capability overrides and hedges applied."""
-        pool, judge_model = self._resolved()
-        members, judges = apply_capabilities(
-            resolve_pool(pool), resolve_judges(judge_model), self.capabilities
-        )
-        return with_hedges(members, self.hedge, hedge_after or self.hedge_after), judges
-
     def _resolve_model_profile(self) -> ModelProfile | None:
         """The fusion's profile, derived from its members and judge."""
-        members, judges = self._participants()
-        return cast("ModelProfile", derived_profile(members, judges[0], self.min_successful))
+        return cast("ModelProfile", self._derived_profile())
 
     # -- LangChain identity -----------------------------------------------------------------
 
@@ -177,28 +116,17 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         return "llm-fusion"
 
     @property
-    def members(self) -> list[Member]:
-        """The pool as resolved members, with their unique names, in pool order."""
-        return resolve_pool(self._resolved()[0])
-
-    @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {
-            "pool": [f"{m.name}={m.model}" for m in self.members],
-            "judge": _judge_ids(resolve_judges(self._resolved()[1])),
-            **self.settings(),
-        }
+        return self._identity_params()
 
-    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
-        """The cache key: the fusion's parameters and each member's and the judge's own key.
+    def _cache_key_extra(self) -> str:
+        """Each member's and judge's own cache key, after the fusion's parameters.
 
         Model ids alone are not enough: two pools of the same model with different settings
         (temperature, bound kwargs...) answer differently and must not share cached answers.
         """
-        base = super()._get_llm_string(stop=stop, **kwargs)
-        keys = [f"{m.name}:{_member_cache_key(m)}" for m in self.members]
-        keys += [f"{j.name}:{_member_cache_key(j)}" for j in resolve_judges(self._resolved()[1])]
-        return base + "---" + repr(keys)
+        members, judges = self._participants()
+        return "---" + repr([f"{m.name}:{_member_cache_key(m)}" for m in [*members, *judges]])
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(
@@ -216,13 +144,6 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
 
     # -- preparing a run --------------------------------------------------------------------
 
-    def _prepare(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> FusionRun:
-        """Validate the input and per-call settings, before any model is called."""
-        stop = stop if stop is not None else self.stop
-        return prepare_run(self, messages, kwargs, self._participants, len(self.pool), stop)
-
     def estimate_cost(self, messages: LanguageModelInput, **overrides: Any) -> dict[str, Any]:
         """The worst-case cost of fusing `messages`, phase by phase, before running it.
 
@@ -236,7 +157,7 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         """
         settings = resolve_settings(self, overrides, len(self.pool))
         members, judges = self._participants()
-        conversation = self._convert_input(messages).to_messages()
+        conversation = convert_input(self, messages)
         return estimate_fusion(
             mode=settings.mode,
             members=[m.model for m in members],
@@ -270,23 +191,16 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
             **kwargs: Further fusion settings for the bound calls (e.g. `mode`).
         """
         formatted = [convert_to_openai_tool(tool) for tool in tools]
-        if tool_choice is True:
-            if len(formatted) != 1:
-                raise ValueError(
-                    "tool_choice=True needs exactly one tool: name the tool, or use 'any'"
-                )
-            tool_choice = formatted[0]["function"]["name"]
-        return super().bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+        choice = normalise_tool_choice(tool_choice, formatted)
+        return super().bind(tools=formatted, tool_choice=choice, **kwargs)
 
     def _final_message(self, result: FusionResult) -> AIMessage:
-        message = result.message
-        return AIMessage(
-            content=message.content,
-            additional_kwargs=message.additional_kwargs,
-            tool_calls=message.tool_calls,
-            invalid_tool_calls=message.invalid_tool_calls,
-            usage_metadata=result.usage,
-            response_metadata=self._response_metadata(result),
+        """The fused answer with the usage and report: the runner's message, not rebuilt."""
+        return result.message.model_copy(
+            update={
+                "usage_metadata": result.usage,
+                "response_metadata": self._response_metadata(result),
+            }
         )
 
     def _response_metadata(self, result: FusionResult) -> dict[str, Any]:
@@ -297,17 +211,13 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
             "fusion": result.report,
         }
 
-    def _final_chunk(self, result: FusionResult) -> AIMessageChunk:
-        return AIMessageChunk(
-            content="",
-            usage_metadata=result.usage,
-            response_metadata=self._response_metadata(result),
-            chunk_position="last",
-        )
-
-    @staticmethod
-    def _deadline(run: FusionRun) -> Deadline:
-        return Deadline(run.settings.deadline)
+    def _chunk(self, item: AIMessageChunk | FusionResult) -> ChatGenerationChunk:
+        """One item of the runtime's stream as LangChain's chunk; the result ends it."""
+        if isinstance(item, FusionResult):
+            return ChatGenerationChunk(
+                message=last_chunk(item.usage, self._response_metadata(item))
+            )
+        return ChatGenerationChunk(message=item)
 
     def _parent(
         self,
@@ -317,40 +227,27 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
     ) -> Parent:
         """The fusion run for the children: from the run manager, or set by the entry point."""
         if run_manager is None:
-            return STREAM_PARENT.get() or Parent(None)
-        return parent_of(run_manager, self._get_invocation_params(stop=stop, **kwargs))
+            stream_parent = STREAM_PARENT.get()
+            return Parent(None) if stream_parent is None else stream_parent()
+        return parent_of(run_manager, lambda: self._get_invocation_params(stop=stop, **kwargs))
 
     # LangChain calls `_stream` without a run manager when `invoke` streams internally (a
     # streaming handler is attached: LangGraph's `stream_mode="messages"`, `astream_events`):
     # the run manager reaches `_stream` through the same context variable as in `stream`.
 
-    def _generate_with_cache(
+    @contextmanager
+    def _generation_scope(
         self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        token = STREAM_PARENT.set(self._parent(run_manager, stop, kwargs))
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+    ) -> Iterator[None]:
+        if run_manager is None:  # `_stream`'s parent is the one the entry point set, if any
+            yield
+            return
+        token = STREAM_PARENT.set(lambda: self._parent(run_manager, stop, kwargs))
         try:
-            return super()._generate_with_cache(
-                messages, stop=stop, run_manager=run_manager, **kwargs
-            )
-        finally:
-            STREAM_PARENT.reset(token)
-
-    async def _agenerate_with_cache(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        token = STREAM_PARENT.set(self._parent(run_manager, stop, kwargs))
-        try:
-            return await super()._agenerate_with_cache(
-                messages, stop=stop, run_manager=run_manager, **kwargs
-            )
+            yield
         finally:
             STREAM_PARENT.reset(token)
 
@@ -363,15 +260,8 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        run = self._prepare(messages, stop, kwargs)
-        deadline = self._deadline(run)
-        driver = SyncDriver(
-            child_config_factory(self._parent(run_manager, stop, kwargs)),
-            deadline,
-            run.settings.max_concurrency,
-        )
-        with _child_scope(deadline.at):
-            result = driver.run(plan(run))
+        session = self._session(messages, kwargs, self._stop(stop))
+        result = session.invoke(child_config_factory(self._parent(run_manager, stop, kwargs)))
         return ChatResult(generations=[ChatGeneration(message=self._final_message(result))])
 
     async def _agenerate(
@@ -381,15 +271,9 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        run = self._prepare(messages, stop, kwargs)
-        deadline = self._deadline(run)
-        driver = AsyncDriver(
-            child_config_factory(self._parent(run_manager, stop, kwargs)),
-            deadline,
-            run.settings.max_concurrency,
-        )
-        with _child_scope(deadline.at):
-            result = await driver.run(plan(run))
+        session = self._session(messages, kwargs, self._stop(stop))
+        config_for = child_config_factory(self._parent(run_manager, stop, kwargs))
+        result = await session.ainvoke(config_for)
         return ChatResult(generations=[ChatGeneration(message=self._final_message(result))])
 
     def _stream(
@@ -399,14 +283,10 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        run = self._prepare(messages, stop, kwargs)
-        parent = self._parent(run_manager, stop, kwargs)
-        deadline = self._deadline(run)
-        driver = SyncDriver(child_config_factory(parent), deadline, run.settings.max_concurrency)
-        for item in each_step_in(driver.stream(plan(run)), lambda: _child_scope(deadline.at)):
-            chunk = ChatGenerationChunk(
-                message=self._final_chunk(item) if isinstance(item, FusionResult) else item
-            )
+        session = self._session(messages, kwargs, self._stop(stop))
+        config_for = child_config_factory(self._parent(run_manager, stop, kwargs))
+        for item in session.stream(config_for):
+            chunk = self._chunk(item)
             if run_manager is not None:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -418,19 +298,17 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        run = self._prepare(messages, stop, kwargs)
-        parent = self._parent(run_manager, stop, kwargs)
-        deadline = self._deadline(run)
-        driver = AsyncDriver(child_config_factory(parent), deadline, run.settings.max_concurrency)
-        async for item in aeach_step_in(
-            driver.stream(plan(run)), lambda: _child_scope(deadline.at)
-        ):
-            chunk = ChatGenerationChunk(
-                message=self._final_chunk(item) if isinstance(item, FusionResult) else item
-            )
+        session = self._session(messages, kwargs, self._stop(stop))
+        config_for = child_config_factory(self._parent(run_manager, stop, kwargs))
+        async for item in session.astream(config_for):
+            chunk = self._chunk(item)
             if run_manager is not None:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
+
+    def _stop(self, stop: list[str] | None) -> list[str] | None:
+        """The call's stop sequences: its own, else the fusion's."""
+        return stop if stop is not None else self.stop
 
     # -- streaming entry points: hand `_stream` its parent run ------------------------------
 
@@ -474,7 +352,7 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         iterator = super().stream(input, config, stop=stop, **kwargs)
         # LangChain calls `_stream` without a run manager: the parent reaches it through a
         # context variable set only while the stream starts, i.e. while `_stream` reads it.
-        token = STREAM_PARENT.set(parent)
+        token = STREAM_PARENT.set(lambda: parent)
         try:
             first = next(iterator, None)
         finally:
@@ -497,7 +375,7 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
         config["run_id"] = config.get("run_id") or uuid4()
         parent = self._stream_parent(config)
         iterator = super().astream(input, config, stop=stop, **kwargs)
-        token = STREAM_PARENT.set(parent)
+        token = STREAM_PARENT.set(lambda: parent)
         try:
             first = await anext(iterator, None)
         finally:
@@ -509,11 +387,6 @@ class FusionChatModel(BaseChatModel, FusionSettings, SlugFields):
             yield chunk
 
 
-def _judge_ids(judges: list[Member]) -> str | list[str]:
-    """The judge's model id, or a panel's, for the fusion's identity."""
-    return judges[0].model if len(judges) == 1 else [j.model for j in judges]
-
-
 def _member_cache_key(member: Member) -> str:
     """A member's own cache key: its chat model's, with the kwargs bound around it."""
     bound: dict[str, Any] = {}
@@ -522,11 +395,4 @@ def _member_cache_key(member: Member) -> str:
         bound = {**runnable.kwargs, **bound}  # outer bindings win, as when called
         runnable = runnable.bound
     chat_model = unwrap_chat_model(runnable) or member.chat_model
-    return chat_model._get_llm_string(**bound)
-
-
-@contextmanager
-def _child_scope(deadline_at: float | None) -> Iterator[None]:
-    """Where members and the judge run: no inherited callbacks, the fusion's deadline."""
-    with children_context(), deadline_scope(deadline_at):
-        yield
+    return llm_string(chat_model, **bound)

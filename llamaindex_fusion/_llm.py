@@ -8,7 +8,7 @@ judge call is a span under the fusion's span (`_spans`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar, cast
 
 from langchain_core.messages import AIMessageChunk
@@ -25,30 +25,18 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
-from llama_index.core.instrumentation.span import active_span_id
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.tools.types import BaseTool
-from llama_index_instrumentation.dispatcher import active_instrument_tags
-from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr
 
-from langchain_fusion._core.config import (
-    FusionSettings,
-    check_against_pool,
-)
-from langchain_fusion._runtime.drivers import AsyncDriver, SyncDriver
-from langchain_fusion._runtime.members import (
-    Member,
-    apply_capabilities,
-    resolve_judges,
-    resolve_pool,
-    with_hedges,
-)
-from langchain_fusion._runtime.modes import plan
-from langchain_fusion._runtime.run import FusionRun, prepare_run
-from langchain_fusion._runtime.steps import Deadline, FusionResult
-from langchain_fusion._slugs import SlugFields, api_key_field
+from langchain_fusion._runtime.members import Member
+from langchain_fusion._runtime.session import FusionBase
+from langchain_fusion._runtime.steps import FusionResult
+from langchain_fusion._runtime.tool_choice import normalise_tool_choice
+from langchain_fusion._slugs import api_key_field
+from llamaindex_fusion._compat import active_instrument_tags, active_span_id
 from llamaindex_fusion._member import FUSION_HANDLERS, as_chat_model
 from llamaindex_fusion._messages import (
     streamed_message,
@@ -56,8 +44,8 @@ from llamaindex_fusion._messages import (
     to_llamaindex_message,
     tool_calls_of,
 )
-from llamaindex_fusion._spans import CallSpans, Scope, astep_in_span, step_in_span
-from llamaindex_fusion._tools import fusion_tool_choice, to_openai_tools
+from llamaindex_fusion._spans import CallSpans, Scope, aclosing_spans, closing_spans
+from llamaindex_fusion._tools import to_openai_tools
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,7 +60,7 @@ def _completion_callback(fn: F) -> F:
     return cast(F, llm_completion_callback()(fn))
 
 
-class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
+class FusionLLM(FunctionCallingLLM, FusionBase):
     """Runs one prompt through a pool of LLMs in parallel and fuses their answers.
 
     The LlamaIndex face of llm-fusion: a `FunctionCallingLLM`, so it drops in wherever
@@ -132,41 +120,15 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
     left out of `model_dump`/`to_dict`/`to_json`, like the pool. (`base_url`, where slugs are
     sent, comes from `SlugFields`.)"""
 
-    capabilities: dict[str, dict[str, bool]] = Field(default_factory=dict)
-    """Per-member overrides of what a model accepts, by member name (or `"judge"`), e.g.
-    `{"local-llama": {"image_inputs": False}}`; keys `image_inputs` and `tool_calling`. A
-    member known not to accept images sits out calls with images, reported `skipped`."""
-
     hedge: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
     """Backups by member name: a LlamaIndex LLM or LangChain chat model, or `True` for the
     same model again. A hedged member whose first token has not come after `hedge_after`
     seconds gets its backup started; the first to answer wins, the other is cancelled."""
 
-    @field_validator("pool", mode="before")
     @classmethod
-    def _validate_pool(cls, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            value = dict(value)
-        elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-            value = list(value)
-        # Slugs are checked here for their form; their key once every field is known.
-        _resolve_pool(cls._check_slugs(value)[0])
-        return value
-
-    @field_validator("judge", mode="before")
-    @classmethod
-    def _validate_judge(cls, value: Any) -> Any:
-        if isinstance(value, tuple):
-            value = list(value)
-        _judge_models(cls._check_slugs(judge=value)[1])
-        return value
-
-    @model_validator(mode="after")
-    def _validate_settings_against_pool(self) -> FusionLLM:
-        self._resolved()  # a slug without an API key fails here, naming api_key
-        check_against_pool(self, len(self.pool))
-        self._participants()  # capabilities and hedges must name members
-        return self
+    def _as_model(cls, value: Any, where: str) -> Any:
+        """LlamaIndex LLMs are wrapped as LangChain chat models; others are taken as given."""
+        return as_chat_model(value, where)
 
     @classmethod
     def class_name(cls) -> str:
@@ -174,34 +136,12 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
         return "FusionLLM"
 
     def __repr_args__(self) -> Any:
-        yield "pool", [f"{m.name}={m.model}" for m in self.members]
-        judges = [j.model for j in self._participants()[1]]
-        yield "judge", judges[0] if len(judges) == 1 else judges
-        yield from self.settings().items()
-
-    # -- members ----------------------------------------------------------------------------
-
-    def _participants(self, hedge_after: float | None = None) -> tuple[list[Member], list[Member]]:
-        """The resolved pool and judges, with capability overrides and hedges applied."""
-        pool, judge_model = self._resolved()
-        members, judges = apply_capabilities(
-            _resolve_pool(pool), resolve_judges(_judge_models(judge_model)), self.capabilities
-        )
-        backups = {
-            name: backup if isinstance(backup, bool) else as_chat_model(backup, f"hedge[{name!r}]")
-            for name, backup in self.hedge.items()
-        }
-        return with_hedges(members, backups, hedge_after or self.hedge_after), judges
-
-    @property
-    def members(self) -> list[Member]:
-        """The pool as the runtime calls it: unique names, in pool order."""
-        return self._participants()[0]
+        yield from self._identity_params().items()
 
     @property
     def judge_member(self) -> Member:
         """The (first) judge as the runtime calls it."""
-        return self._participants()[1][0]
+        return self._judge_members()[0]
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -209,31 +149,21 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
 
         The context window and output size are the smallest known among the pool and the
         judge (every one of them reads the conversation, and any of them may write the
-        answer); it calls tools (`is_function_calling_model`) only when every pool member
-        can, and, outside `best_of`, the judge too, since it writes the final answer.
+        answer); it calls tools (`is_function_calling_model`) when at least `min_successful`
+        members can (the others sit out a call that requires one) and, outside `best_of`,
+        the judge too, since it writes the final answer: the rule of `FusionChatModel`'s
+        profile.
         """
-        members, judges = self._participants()
-        judge = judges[0]
-        limits = [_limits(m) for m in [*members, judge]]
-        windows = [w for w, _ in limits if w]
-        outputs = [o for _, o in limits if o]
-        calls_tools = all(m.supports_tools for m in members) and (
-            self.mode == "best_of" or judge.supports_tools
-        )
+        profile = self._derived_profile()
         return LLMMetadata(
-            context_window=min(windows) if windows else DEFAULT_CONTEXT_WINDOW,
-            num_output=min(outputs) if outputs else DEFAULT_NUM_OUTPUTS,
+            context_window=profile.get("max_input_tokens", DEFAULT_CONTEXT_WINDOW),
+            num_output=profile.get("max_output_tokens", DEFAULT_NUM_OUTPUTS),
             is_chat_model=True,
-            is_function_calling_model=calls_tools,
+            is_function_calling_model=profile["tool_calling"],
             model_name=f"llm-fusion/{self.mode}",
         )
 
-    # -- preparing a run --------------------------------------------------------------------
-
-    def _prepare(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> FusionRun:
-        """Validate the input and per-call settings, before any model is called."""
-        conversation = to_langchain_messages(messages)
-        return prepare_run(self, conversation, kwargs, self._participants, len(self.members))
+    # -- running a call -------------------------------------------------------------------
 
     def _scope(self, span_id: str | None) -> Scope:
         """Context for the fusion's calls: its span, and its callback handlers to avoid."""
@@ -291,27 +221,19 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
     # -- fusing: the undecorated implementations ----------------------------------------------
 
     def _fuse(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> ChatResponse:
-        run = self._prepare(messages, kwargs)
+        session = self._session(to_langchain_messages(messages), kwargs)
         spans = CallSpans(active_span_id.get())
-        driver = SyncDriver(
-            spans.config_for, Deadline(run.settings.deadline), run.settings.max_concurrency
-        )
         try:
-            with self._scope(spans.parent_id):
-                result = driver.run(plan(run))
+            result = session.invoke(spans.config_for, lambda: self._scope(spans.parent_id))
         finally:
             spans.close_all()
         return self._response(result)
 
     async def _afuse(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> ChatResponse:
-        run = self._prepare(messages, kwargs)
+        session = self._session(to_langchain_messages(messages), kwargs)
         spans = CallSpans(active_span_id.get())
-        driver = AsyncDriver(
-            spans.config_for, Deadline(run.settings.deadline), run.settings.max_concurrency
-        )
         try:
-            with self._scope(spans.parent_id):
-                result = await driver.run(plan(run))
+            result = await session.ainvoke(spans.config_for, lambda: self._scope(spans.parent_id))
         finally:
             spans.close_all()
         return self._response(result)
@@ -319,24 +241,18 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
     def _fuse_stream(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]
     ) -> ChatResponseGen:
-        run = self._prepare(messages, kwargs)  # raises here, before any call
+        session = self._session(to_langchain_messages(messages), kwargs)  # raises here
         spans = CallSpans(active_span_id.get())
-        driver = SyncDriver(
-            spans.config_for, Deadline(run.settings.deadline), run.settings.max_concurrency
-        )
-        steps = step_in_span(driver.stream(plan(run)), self._scope(spans.parent_id), spans)
-        return self._responses(steps)
+        steps = session.stream(spans.config_for, lambda: self._scope(spans.parent_id))
+        return self._responses(closing_spans(steps, spans))
 
     def _afuse_stream(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]
     ) -> ChatResponseAsyncGen:
-        run = self._prepare(messages, kwargs)  # raises here, before any call
+        session = self._session(to_langchain_messages(messages), kwargs)  # raises here
         spans = CallSpans(active_span_id.get())
-        driver = AsyncDriver(
-            spans.config_for, Deadline(run.settings.deadline), run.settings.max_concurrency
-        )
-        steps = astep_in_span(driver.stream(plan(run)), self._scope(spans.parent_id), spans)
-        return self._aresponses(steps)
+        steps = session.astream(spans.config_for, lambda: self._scope(spans.parent_id))
+        return self._aresponses(aclosing_spans(steps, spans))
 
     # -- chat -------------------------------------------------------------------------------
 
@@ -468,7 +384,7 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
         prepared: dict[str, Any] = {"messages": messages, **kwargs}
         if tools:
             prepared["tools"] = to_openai_tools(tools)
-            choice = fusion_tool_choice(tool_choice, tool_required)
+            choice = normalise_tool_choice(tool_choice, prepared["tools"], tool_required)
             if choice is not None:
                 prepared["tool_choice"] = choice
         return prepared
@@ -508,35 +424,3 @@ class FusionLLM(FunctionCallingLLM, FusionSettings, SlugFields):
             ToolSelection(tool_id=c.get("id") or "", tool_name=c["name"], tool_kwargs=c["args"])
             for c in calls
         ]
-
-
-def _resolve_pool(pool: Any) -> list[Member]:
-    """The pool (slugs already resolved) as members: LlamaIndex LLMs wrapped, names unique.
-
-    Raises:
-        ValueError: for an empty pool, a bad name, or an entry that is neither a LlamaIndex
-            LLM nor a LangChain chat model, naming the entry.
-    """
-    if isinstance(pool, Mapping):
-        return resolve_pool({k: as_chat_model(v, f"pool[{k!r}]") for k, v in pool.items()})
-    if isinstance(pool, Sequence) and not isinstance(pool, (str, bytes)):
-        return resolve_pool([as_chat_model(v, f"pool[{i}]") for i, v in enumerate(pool)])
-    return resolve_pool(pool)  # raises, naming what a pool is
-
-
-def _judge_models(judge: Any) -> Any:
-    """The judge (or each judge of a panel) as a LangChain chat model."""
-    if isinstance(judge, list):
-        return [as_chat_model(v, f"judge[{i}]") for i, v in enumerate(judge)]
-    return as_chat_model(judge, "judge")
-
-
-def _limits(member: Member) -> tuple[int | None, int | None]:
-    """A member's known context window and output size, from its profile."""
-    profile = member.chat_model.profile or {}
-    window = profile.get("max_input_tokens")
-    output = profile.get("max_output_tokens")
-    return (
-        window if isinstance(window, int) and window > 0 else None,
-        output if isinstance(output, int) and output > 0 else None,
-    )

@@ -18,7 +18,6 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolCall
-from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool as LangChainTool
@@ -31,9 +30,10 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from pydantic import ConfigDict, Field
 
 from langchain_fusion._runtime.cancel import cancel_and_wait
+from langchain_fusion._runtime.chunks import last_chunk
 from langchain_fusion._runtime.members import unwrap_chat_model
+from langchain_fusion._runtime.tool_choice import tool_name
 from llamaindex_fusion._messages import (
-    dumps_args,
     finish_reason,
     new_call_id,
     raw_error,
@@ -42,7 +42,7 @@ from llamaindex_fusion._messages import (
     tool_calls_of,
     usage_metadata,
 )
-from llamaindex_fusion._tools import to_llamaindex_tools, tool_name
+from llamaindex_fusion._tools import to_llamaindex_tools
 
 ACCEPTED = (
     "a LlamaIndex LLM (OpenAILike, OpenRouter, any llama_index LLM) or a LangChain chat model "
@@ -207,16 +207,7 @@ class LlamaIndexChatModel(BaseChatModel):
 
     @staticmethod
     def _final_chunk(message: AIMessage) -> AIMessageChunk:
-        return AIMessageChunk(
-            content="",
-            tool_call_chunks=[
-                tool_call_chunk(name=c["name"], args=dumps_args(c["args"]), id=c["id"], index=i)
-                for i, c in enumerate(message.tool_calls)
-            ],
-            usage_metadata=message.usage_metadata,
-            response_metadata=message.response_metadata,
-            chunk_position="last",
-        )
+        return last_chunk(message.usage_metadata, message.response_metadata, message)
 
     def _generate(
         self,

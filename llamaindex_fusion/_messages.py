@@ -8,7 +8,6 @@ legacy `additional_kwargs["tool_calls"]`) and tool results. Written here because
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -368,14 +367,6 @@ def usage_metadata(usage: Mapping[str, Any] | None) -> UsageMetadata | None:
     return result
 
 
-def usage_cost(usage: Mapping[str, Any] | None) -> float | None:
-    """The provider-reported cost in USD (OpenRouter's `usage.cost`), if any."""
-    cost = (usage or {}).get("cost")
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        return float(cost)
-    return None
-
-
 def finish_reason(response: ChatResponse) -> str | None:
     """The `finish_reason` of the raw provider response, when it has one."""
     choices = _raw_field(response.raw, "choices")
@@ -399,8 +390,3 @@ def raw_error(response: ChatResponse) -> Any:
 def new_call_id() -> str:
     """A tool call id for a call the provider left without one."""
     return f"call_{uuid.uuid4().hex[:24]}"
-
-
-def dumps_args(args: Mapping[str, Any]) -> str:
-    """Tool call arguments as the JSON text a streamed tool call carries."""
-    return json.dumps(dict(args))

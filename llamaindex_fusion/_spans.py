@@ -9,7 +9,7 @@ The span opens when the driver configures the call (`config_for`, run in the con
 call runs in) and closes when LangChain reports the call's end or error to the
 `CallSpans` handler, which the call's config carries. LlamaIndex closes a streaming
 method's span as soon as it returns the generator, so the fusion's generators re-enter
-the fusion's span around each step (`step_in_span`, `astep_in_span`).
+the fusion's span around each step (the runtime's `Session` enters it, see `FusionLLM._scope`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,10 @@ from uuid import UUID, uuid4
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableConfig
-from llama_index.core.instrumentation.span import active_span_id
 from llama_index_instrumentation import get_dispatcher
-from llama_index_instrumentation.dispatcher import active_instrument_tags
 
 from langchain_fusion._runtime.steps import Call
-from langchain_fusion._scoped import aeach_step_in, each_step_in
+from llamaindex_fusion._compat import active_instrument_tags, active_span_id
 
 T = TypeVar("T")
 
@@ -142,24 +140,18 @@ class Scope:
             var.reset(token)
 
 
-def step_in_span(iterator: Iterator[T], scope: Scope, spans: CallSpans) -> Iterator[T]:
-    """Iterate `iterator`, each step inside `scope` (the fusion's span), never across a `yield`.
-
-    Whatever a step sets in the context (a call's span made active) is undone before the
-    caller resumes. The spans of calls still open when the iteration ends are dropped.
-    """
+def closing_spans(iterator: Iterator[T], spans: CallSpans) -> Iterator[T]:
+    """Iterate `iterator`; drop the spans of calls still open when the iteration ends."""
     try:
-        yield from each_step_in(iterator, lambda: scope)
+        yield from iterator
     finally:
         spans.close_all()
 
 
-async def astep_in_span(
-    iterator: AsyncIterator[T], scope: Scope, spans: CallSpans
-) -> AsyncIterator[T]:
-    """The async twin of `step_in_span`."""
+async def aclosing_spans(iterator: AsyncIterator[T], spans: CallSpans) -> AsyncIterator[T]:
+    """The async twin of `closing_spans`."""
     try:
-        async for item in aeach_step_in(iterator, lambda: scope):
+        async for item in iterator:
             yield item
     finally:
         spans.close_all()

@@ -59,30 +59,3 @@ def to_openai_tools(tools: Sequence[BaseTool]) -> list[dict[str, Any]]:
 def to_llamaindex_tools(tools: Sequence[Mapping[str, Any]]) -> list[BaseTool]:
     """OpenAI tool dicts as LlamaIndex tools (for a member's `chat_with_tools`)."""
     return [SchemaTool(spec) for spec in tools]
-
-
-def tool_name(choice: Any) -> str | None:
-    """The tool a `tool_choice` names (`"name"`, `{"function": {"name": ...}}`), if any."""
-    if isinstance(choice, Mapping):
-        function = choice.get("function")
-        name = function.get("name") if isinstance(function, Mapping) else choice.get("name")
-        return str(name) if name else None
-    if isinstance(choice, str) and choice not in ("auto", "none", "any", "required"):
-        return choice
-    return None
-
-
-def fusion_tool_choice(tool_choice: Any, tool_required: bool) -> Any:
-    """LlamaIndex's `tool_choice`/`tool_required` as the fusion's `tool_choice`.
-
-    `"required"` and `tool_required=True` become `"any"` (a tool call is required), a tool
-    name or OpenAI's `{"type": "function", ...}` becomes the tool's name.
-    """
-    name = tool_name(tool_choice)
-    if name is not None:
-        return name
-    if tool_choice in ("required", "any") or (tool_required and tool_choice != "none"):
-        return "any"
-    if tool_choice in ("auto", "none"):
-        return tool_choice
-    return None

@@ -160,7 +160,8 @@ class FusionSettings(BaseModel):
     def _refuse_unknown_arguments(cls, data: Any) -> Any:
         # A misspelt setting would otherwise be dropped and the fusion run on defaults.
         if isinstance(data, dict):
-            unknown = [key for key in data if key not in accepted_names(cls)]
+            names = accepted_names(cls)
+            unknown = [key for key in data if key not in names]
             if unknown:
                 raise unknown_arguments_error(cls, unknown)
         return data

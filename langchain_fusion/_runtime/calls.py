@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from langchain_fusion._core.outcome import Outcome, Status, describe_error
+from langchain_fusion._runtime.chunks import as_ai_message, merge_chunks
 from langchain_fusion._runtime.steps import Call, Deadline
 
 #: Builds the child run config of a call (tracers, tags, metadata); set by the adapter.
@@ -32,25 +31,6 @@ def runnable_for(call: Call) -> tuple[Runnable[Any, Any], bool]:
     and the usage the provider billed, with it.
     """
     return call.member.runnable, False
-
-
-def as_ai_message(value: Any) -> AIMessage:
-    """Coerce a model's return value to an `AIMessage` (chunks become messages)."""
-    if isinstance(value, AIMessageChunk):
-        return AIMessage(
-            content=value.content,
-            additional_kwargs=value.additional_kwargs,
-            response_metadata=value.response_metadata,
-            tool_calls=value.tool_calls,
-            invalid_tool_calls=value.invalid_tool_calls,
-            usage_metadata=value.usage_metadata,
-            id=value.id,
-        )
-    if isinstance(value, AIMessage):
-        return value
-    if isinstance(value, BaseMessage):
-        return AIMessage(content=value.content, id=value.id)
-    return AIMessage(content=str(value))
 
 
 def finish_error(message: AIMessage) -> str | None:
@@ -123,52 +103,6 @@ def too_late(call: Call) -> Outcome:
     return failed(call, "timeout", "fusion deadline reached before the call started", None)
 
 
-def as_chunk(item: Any) -> AIMessageChunk | None:
-    """One item of a LangChain `stream()` as a chunk; None for anything else.
-
-    A model that does not stream (`streaming=False`, `disable_streaming`, no `_stream`)
-    yields its whole answer as one `AIMessage`: it is the stream's only chunk.
-    """
-    if isinstance(item, AIMessageChunk):
-        return item
-    if not isinstance(item, AIMessage):
-        return None
-    calls = [
-        tool_call_chunk(
-            name=call["name"],
-            args=json.dumps(call["args"], ensure_ascii=False),
-            id=call["id"],
-            index=index,
-        )
-        for index, call in enumerate(item.tool_calls)
-    ]
-    fields = item.model_dump(exclude={"type", "tool_calls", "invalid_tool_calls"})
-    return AIMessageChunk(**fields, tool_call_chunks=calls)
-
-
-def clean_chunk(chunk: Any) -> AIMessageChunk | None:
-    """A streamed judge chunk as the fusion re-emits it: content and tool-call chunks only.
-
-    Usage and metadata are dropped here, since the fusion's single final chunk carries the
-    totals.
-    """
-    if not isinstance(chunk, AIMessageChunk):
-        return None
-    if not chunk.content and not chunk.tool_call_chunks:
-        return None
-    return AIMessageChunk(content=chunk.content, tool_call_chunks=chunk.tool_call_chunks)
-
-
-def merge_chunks(chunks: list[AIMessageChunk]) -> AIMessageChunk | None:
-    """All chunks of one stream added up, or None if there were none."""
-    if not chunks:
-        return None
-    total = chunks[0]
-    for chunk in chunks[1:]:
-        total = total + chunk
-    return total
-
-
 def stream_outcome(
     call: Call, chunks: list[AIMessageChunk], started: float, exc: BaseException | None = None
 ) -> Outcome:
@@ -234,6 +168,17 @@ class FanOutState:
             successes = sum(1 for o in self.results.values() if o.ok)
             if successes >= self.quorum:
                 self.grace_until = time.monotonic() + self.grace
+
+    def unbounded(self) -> bool:
+        """Whether every call is waited for until it ends: no quorum, deadline or timeout.
+
+        The drivers then skip their waiting loop (nothing can expire or be cancelled).
+        """
+        return (
+            self.quorum is None
+            and self.deadline.at is None
+            and all(call.timeout is None for call in self.calls)
+        )
 
     def pending(self) -> list[int]:
         """Indexes of the calls without an outcome yet."""

@@ -2,31 +2,31 @@
 
 The async driver runs members as asyncio tasks on the caller's event loop (never a private
 loop: real clients cache one HTTP client per process and break across loops) and cancels
-stragglers, which aborts their HTTP requests. The sync driver runs members in a thread pool
-that copies the caller's context; a straggler's thread cannot be interrupted, so it is
-abandoned and its late result ignored.
+stragglers, which aborts their HTTP requests. The sync driver runs members on the shared
+worker threads (`_runtime/workers.py`), which copy the caller's context; a straggler's
+thread cannot be interrupted, so it is abandoned and its late result ignored.
+
+Each twin makes a model call in one place: `_invoke` (a call whose whole answer is awaited)
+and `_open_stream` (a streamed call).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
+import contextvars
+import threading
 import time
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
-from langchain_core.messages.tool import tool_call_chunk
-from langchain_core.runnables.config import ContextThreadPoolExecutor
 
 from langchain_fusion._core.outcome import Outcome
 from langchain_fusion._exceptions import JudgeError
 from langchain_fusion._runtime.calls import (
     ConfigFor,
     FanOutState,
-    as_chunk,
-    clean_chunk,
     error_outcome,
     outcome_of,
     runnable_for,
@@ -34,7 +34,9 @@ from langchain_fusion._runtime.calls import (
     too_late,
 )
 from langchain_fusion._runtime.cancel import cancel_and_wait
+from langchain_fusion._runtime.chunks import answer_chunk, as_chunk, clean_chunk
 from langchain_fusion._runtime.steps import Call, Deadline, FanOut, FusionResult
+from langchain_fusion._runtime.workers import WORKERS
 
 Plan = Generator[Call | FanOut, Any, FusionResult]
 
@@ -57,17 +59,7 @@ def tail(result: FusionResult, sent_any: bool) -> list[AIMessageChunk]:
             },
             report=result.report,
         )
-    message = result.message
-    return [
-        AIMessageChunk(
-            content=message.content,
-            additional_kwargs=message.additional_kwargs,
-            tool_call_chunks=[
-                tool_call_chunk(name=tc["name"], args=json.dumps(tc["args"]), id=tc["id"], index=i)
-                for i, tc in enumerate(message.tool_calls)
-            ],
-        )
-    ]
+    return [answer_chunk(result.message)]
 
 
 class AsyncDriver:
@@ -86,8 +78,7 @@ class AsyncDriver:
             if started is None:
                 return too_late(call)
             try:
-                runnable, structured = runnable_for(call)
-                value = await runnable.ainvoke(call.messages, self.config_for(call), **call.kwargs)
+                value, structured = await self._invoke(call)
             except Exception as exc:
                 return error_outcome(call, exc, started)
             return outcome_of(call, value, structured, started)
@@ -95,9 +86,24 @@ class AsyncDriver:
             if self.semaphore is not None:
                 self.semaphore.release()
 
+    async def _invoke(self, call: Call) -> tuple[Any, bool]:
+        """Make the model call; its return value, and whether it is structured output."""
+        runnable, structured = runnable_for(call)
+        value = await runnable.ainvoke(call.messages, self.config_for(call), **call.kwargs)
+        return value, structured
+
+    def _open_stream(self, call: Call) -> AsyncIterator[Any]:
+        """Start the model call as a stream."""
+        stream: AsyncIterator[Any] = call.member.runnable.astream(
+            call.messages, self.config_for(call), **call.kwargs
+        )
+        return stream
+
     async def fan_out(self, fan: FanOut) -> list[Outcome]:
         """Run the calls concurrently under the fan-out's waiting rules."""
         state = FanOutState(fan.calls, fan.quorum, fan.grace, self.deadline)
+        if state.unbounded():
+            return await self._fan_out_unbounded(state, fan.calls)
         tasks = {
             i: asyncio.create_task(self._one(state, i, call), name=f"fusion:{call.member.name}")
             for i, call in enumerate(fan.calls)
@@ -121,6 +127,22 @@ class AsyncDriver:
             await cancel_and_wait(tasks.values())
         return state.outcomes()
 
+    async def _fan_out_unbounded(self, state: FanOutState, calls: list[Call]) -> list[Outcome]:
+        """Every call waited for until it ends: no waiting loop, only the cancellation path."""
+        tasks = [
+            asyncio.create_task(self._one(state, i, call), name=f"fusion:{call.member.name}")
+            for i, call in enumerate(calls)
+        ]
+        try:
+            await asyncio.wait(tasks)
+        except BaseException:  # cancelled: the calls end before the fusion does, as below
+            state.abandon()
+            await cancel_and_wait(tasks)
+            raise
+        for index, task in enumerate(tasks):
+            state.finish(index, task.result())
+        return state.outcomes()
+
     async def call(self, call: Call) -> Outcome:
         """Run one call under its timeout and the deadline."""
         return (await self.fan_out(FanOut([call])))[0]
@@ -136,7 +158,7 @@ class AsyncDriver:
         chunks: list[AIMessageChunk] = []
         task = asyncio.current_task()
         cancels = task.cancelling() if task is not None else 0
-        stream = call.member.runnable.astream(call.messages, self.config_for(call), **call.kwargs)
+        stream = self._open_stream(call)
         try:
             while True:
                 try:
@@ -209,33 +231,63 @@ def _loop_time(expiry: float | None) -> float | None:
     return loop.time() + (expiry - time.monotonic())
 
 
+def _loop_running() -> bool:
+    """Whether this thread runs an event loop (sync code called from async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class SyncDriver:
-    """Performs steps with a thread pool that copies the caller's context."""
+    """Performs steps on the shared worker threads, which copy the caller's context."""
 
     def __init__(self, config_for: ConfigFor, deadline: Deadline, max_concurrency: int | None):
         self.config_for = config_for
         self.deadline = deadline
         self.max_concurrency = max_concurrency
 
-    def _one(self, state: FanOutState, index: int, call: Call) -> Outcome:
-        started = state.start(index)
-        if started is None:
-            return too_late(call)
+    def _one(
+        self, state: FanOutState, index: int, call: Call, slots: threading.Semaphore | None
+    ) -> Outcome:
+        if slots is not None:
+            slots.acquire()
         try:
-            runnable, structured = runnable_for(call)
-            value = runnable.invoke(call.messages, self.config_for(call), **call.kwargs)
-        except Exception as exc:
-            return error_outcome(call, exc, started)
-        return outcome_of(call, value, structured, started)
+            started = state.start(index)
+            if started is None:
+                return too_late(call)
+            try:
+                value, structured = self._invoke(call)
+            except Exception as exc:
+                return error_outcome(call, exc, started)
+            return outcome_of(call, value, structured, started)
+        finally:
+            if slots is not None:
+                slots.release()
+
+    def _invoke(self, call: Call) -> tuple[Any, bool]:
+        """Make the model call; its return value, and whether it is structured output."""
+        runnable, structured = runnable_for(call)
+        return runnable.invoke(call.messages, self.config_for(call), **call.kwargs), structured
+
+    def _open_stream(self, call: Call) -> Iterator[Any]:
+        """Start the model call as a stream."""
+        stream: Iterator[Any] = call.member.runnable.stream(
+            call.messages, self.config_for(call), **call.kwargs
+        )
+        return stream
 
     def fan_out(self, fan: FanOut) -> list[Outcome]:
         """Run the calls concurrently under the fan-out's waiting rules."""
         state = FanOutState(fan.calls, fan.quorum, fan.grace, self.deadline)
         state.uninterruptible = True
-        workers = min(self.max_concurrency or len(fan.calls), len(fan.calls))
-        executor = ContextThreadPoolExecutor(max_workers=max(1, workers))
+        limit = self.max_concurrency
+        slots = threading.Semaphore(limit) if limit and limit < len(fan.calls) else None
+        if slots is None and state.unbounded() and not _loop_running():
+            return self._fan_out_unbounded(state, fan.calls)
         futures = {
-            i: executor.submit(self._one, state, i, call) for i, call in enumerate(fan.calls)
+            i: WORKERS.submit(self._one, state, i, call, slots) for i, call in enumerate(fan.calls)
         }
         try:
             while True:
@@ -255,7 +307,23 @@ class SyncDriver:
                         state.finish(index, future.result())
         finally:
             state.abandon()
-            executor.shutdown(wait=False, cancel_futures=True)
+            for future in futures.values():
+                future.cancel()  # not started yet: it never will
+        return state.outcomes()
+
+    def _fan_out_unbounded(self, state: FanOutState, calls: list[Call]) -> list[Outcome]:
+        """Every call waited for until it ends: the caller's thread makes the first itself.
+
+        It runs in a copy of the context, as the others do on their worker threads. (Not
+        where the caller's thread runs an event loop: sync members must never see one.)
+        """
+        futures = [
+            WORKERS.submit(self._one, state, i, call, None)
+            for i, call in enumerate(calls[1:], start=1)
+        ]
+        state.finish(0, contextvars.copy_context().run(self._one, state, 0, calls[0], None))
+        for index, future in enumerate(futures, start=1):
+            state.finish(index, future.result())
         return state.outcomes()
 
     def call(self, call: Call) -> Outcome:
@@ -273,7 +341,7 @@ class SyncDriver:
         started = time.monotonic()
         limit = self.deadline.bound(call.timeout)
         chunks: list[AIMessageChunk] = []
-        stream = call.member.runnable.stream(call.messages, self.config_for(call), **call.kwargs)
+        stream = self._open_stream(call)
         try:
             for item in stream:
                 chunk = as_chunk(item)

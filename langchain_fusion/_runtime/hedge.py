@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field
 
-from langchain_fusion._runtime.calls import as_chunk
 from langchain_fusion._runtime.cancel import cancel_and_wait
+from langchain_fusion._runtime.chunks import as_ai_message, as_chunk, merge_chunks
+from langchain_fusion._runtime.members import Member, as_member, map_chat_model
+from langchain_fusion._runtime.workers import WORKERS
 
 _DONE = object()
 _LATE = object()  # what the primary "yields" when its first token is late
@@ -88,6 +94,31 @@ def _last_chunk(
     return ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata=meta))
 
 
+def _copy_config(
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None, tag: str
+) -> RunnableConfig:
+    """The run config of one copy: a child of the hedged member's run, so traces nest.
+
+    (An LLM run's manager has no `get_child`: the child manager is built from its
+    inheritable handlers, tags and metadata, as LangChain builds a chain's.)
+    """
+    if run_manager is None:
+        return {}
+    handlers = list(run_manager.inheritable_handlers)
+    tags = list(run_manager.inheritable_tags)
+    metadata = dict(run_manager.inheritable_metadata)
+    callbacks = CallbackManager(
+        handlers=handlers,
+        inheritable_handlers=handlers,
+        parent_run_id=run_manager.run_id,
+        tags=[*tags, f"fusion:hedge:{tag}"],
+        inheritable_tags=tags,
+        metadata=metadata,
+        inheritable_metadata=metadata,
+    )
+    return {"callbacks": callbacks, "run_name": tag}
+
+
 def _mark(chunk: Any) -> ChatGenerationChunk:
     message = as_chunk(chunk) or AIMessageChunk(content=str(chunk))
     return ChatGenerationChunk(message=message)
@@ -133,7 +164,6 @@ class HedgedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind the tools to both copies."""
-        from langchain_fusion._runtime.members import map_chat_model
 
         def bind(model: BaseChatModel) -> Runnable[Any, Any]:
             return model.bind_tools(tools, tool_choice=tool_choice, **kwargs)
@@ -159,7 +189,8 @@ class HedgedChatModel(BaseChatModel):
 
         async def pump(tag: str, runnable: Any) -> None:
             try:
-                async for chunk in runnable.astream(messages, **extra):
+                config = _copy_config(run_manager, tag)
+                async for chunk in runnable.astream(messages, config, **extra):
                     await items.put((tag, chunk))
                 await items.put((tag, _DONE))
             except asyncio.CancelledError:
@@ -226,7 +257,7 @@ class HedgedChatModel(BaseChatModel):
 
         def pump(tag: str, runnable: Any) -> None:
             try:
-                stream = runnable.stream(messages, **extra)
+                stream = runnable.stream(messages, _copy_config(run_manager, tag), **extra)
                 for chunk in stream:
                     if tag in abandoned:  # the other copy won: stop reading this one
                         stream.close()
@@ -241,7 +272,7 @@ class HedgedChatModel(BaseChatModel):
         def start(tag: str, runnable: Any) -> None:
             race.started.add(tag)
             running.add(tag)
-            threading.Thread(target=pump, args=(tag, runnable), daemon=True).start()
+            WORKERS.submit(pump, tag, runnable)  # a thread that copies the context
 
         race = _Race()
         start(PRIMARY, self.primary)
@@ -280,21 +311,38 @@ class HedgedChatModel(BaseChatModel):
 
 
 def _result(chunks: list[ChatGenerationChunk]) -> ChatResult:
-    total = chunks[0]
-    for chunk in chunks[1:]:
-        total = total + chunk
-    message = total.message
-    return ChatResult(
-        generations=[
-            ChatGeneration(
-                message=AIMessage(
-                    content=message.content,
-                    additional_kwargs=message.additional_kwargs,
-                    response_metadata=message.response_metadata,
-                    tool_calls=getattr(message, "tool_calls", []),
-                    usage_metadata=getattr(message, "usage_metadata", None),
-                    id=message.id,
-                )
+    total = merge_chunks([as_chunk(c.message) or AIMessageChunk(content="") for c in chunks])
+    return ChatResult(generations=[ChatGeneration(message=as_ai_message(total))])
+
+
+def with_hedges(members: Sequence[Member], hedges: Mapping[str, Any], after: float) -> list[Member]:
+    """Wrap each hedged member with its backup (`True` hedges with the member itself).
+
+    Raises:
+        ValueError: for a name that is not in the pool, or a backup that is not a chat model.
+    """
+    names = [m.name for m in members]
+    for name, backup in hedges.items():
+        if name not in names:
+            raise ValueError(
+                f"hedge names {name!r}, which is not a pool member: use one of "
+                f"{', '.join(map(repr, names))}"
             )
-        ]
-    )
+        if backup is not True:
+            as_member(backup, f"hedge[{name!r}]")
+    out = []
+    for member in members:
+        backup = hedges.get(member.name)
+        if backup is None or backup is False:
+            out.append(member)
+            continue
+        copy = member if backup is True else as_member(backup, f"hedge[{member.name!r}]")
+        hedged = HedgedChatModel(
+            primary=member.runnable,
+            backup=copy.runnable,
+            after=after,
+            primary_model=member.model,
+            backup_model=copy.model,
+        )
+        out.append(replace(member, runnable=hedged))
+    return out

@@ -11,6 +11,7 @@ from langchain_core.runnables import Runnable, RunnableWithFallbacks
 from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.runnables.configurable import DynamicRunnable
 
+from langchain_fusion._compat import llm_type
 from langchain_fusion._core.capabilities import CAPABILITY_KEYS, capability
 
 _ACCEPTED = (
@@ -28,6 +29,9 @@ class Member:
         model: The model identifier, for usage grouping and the report.
         runnable: What is called, exactly as the user passed it.
         chat_model: The chat model inside the wrappers.
+        overrides: The user's capability overrides.
+        structured: The chat model's structured-output runnables by schema, built once
+            (`_runtime/calls.runnable_for`); shared by the copies `replace` makes.
     """
 
     name: str
@@ -35,6 +39,9 @@ class Member:
     runnable: Runnable[Any, Any]
     chat_model: BaseChatModel
     overrides: Mapping[str, bool] = field(default_factory=dict)
+    structured: dict[Any, Runnable[Any, Any] | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def capability(self, key: str) -> bool | None:
         """A capability (`image_inputs`, `tool_calling`...): override, else profile, else None."""
@@ -65,11 +72,6 @@ class Member:
         kwargs = {} if tool_choice is None else {"tool_choice": tool_choice}
         runnable = map_chat_model(self.runnable, lambda m: m.bind_tools(tools, **kwargs))
         return replace(self, runnable=runnable)
-
-
-def forces_tool_call(tool_choice: Any) -> bool:
-    """Whether `tool_choice` requires a tool call (`"any"`, `"required"`, `True`, a name)."""
-    return tool_choice not in (None, False, "auto", "none")
 
 
 def map_chat_model(
@@ -122,7 +124,7 @@ def model_id(chat_model: BaseChatModel) -> str:
         if isinstance(value, str) and value:
             return value
     try:
-        return chat_model._llm_type
+        return llm_type(chat_model)
     except Exception:
         return type(chat_model).__name__
 
@@ -249,64 +251,32 @@ def apply_capabilities(
 
 
 def derived_profile(
-    members: Sequence[Member], judge: Member, min_successful: int
+    members: Sequence[Member], judge: Member, min_successful: int, mode: str
 ) -> dict[str, Any]:
-    """The fusion's model profile, derived from its members and judge.
+    """What a fusion accepts and can do, from its members and judge: one rule for both faces.
 
-    Image inputs when at least `min_successful` members are known to accept them; tool
-    calling (and structured output) when the judge and at least `min_successful` members
-    can call tools; the input limit is the smallest known one.
+    A capability that a member lacks makes it sit the call out (reported `skipped`), so the
+    fusion has it when at least `min_successful` members have it: image inputs when that
+    many are known to accept images; tool calling (and structured output) when that many
+    can call tools and the judge can too where it writes the answer (every mode but
+    `best_of`). The limits are the smallest known among members and judge.
     """
     images = sum(1 for m in members if m.capability("image_inputs") is True)
     tools = sum(1 for m in members if m.supports_tools)
+    calls_tools = tools >= min_successful and (mode == "best_of" or judge.supports_tools)
     profile: dict[str, Any] = {
         "text_inputs": True,
         "text_outputs": True,
         "image_inputs": images >= min_successful,
-        "tool_calling": judge.supports_tools and tools >= min_successful,
-        "structured_output": judge.supports_tools and tools >= min_successful,
+        "tool_calling": calls_tools,
+        "structured_output": calls_tools,
     }
-    limits = [
-        m.chat_model.profile.get("max_input_tokens")
-        for m in [*members, judge]
-        if m.chat_model.profile
-    ]
-    known = [limit for limit in limits if isinstance(limit, int)]
-    if known:
-        profile["max_input_tokens"] = min(known)
+    for key in ("max_input_tokens", "max_output_tokens"):
+        known = [
+            limit
+            for m in [*members, judge]
+            if isinstance(limit := (m.chat_model.profile or {}).get(key), int) and limit > 0
+        ]
+        if known:
+            profile[key] = min(known)
     return profile
-
-
-def with_hedges(members: Sequence[Member], hedges: Mapping[str, Any], after: float) -> list[Member]:
-    """Wrap each hedged member with its backup (`True` hedges with the member itself).
-
-    Raises:
-        ValueError: for a name that is not in the pool, or a backup that is not a chat model.
-    """
-    from langchain_fusion._runtime.hedge import HedgedChatModel
-
-    names = [m.name for m in members]
-    for name, backup in hedges.items():
-        if name not in names:
-            raise ValueError(
-                f"hedge names {name!r}, which is not a pool member: use one of "
-                f"{', '.join(map(repr, names))}"
-            )
-        if backup is not True:
-            as_member(backup, f"hedge[{name!r}]")
-    out = []
-    for member in members:
-        backup = hedges.get(member.name)
-        if backup is None or backup is False:
-            out.append(member)
-            continue
-        copy = member if backup is True else as_member(backup, f"hedge[{member.name!r}]")
-        hedged = HedgedChatModel(
-            primary=member.runnable,
-            backup=copy.runnable,
-            after=after,
-            primary_model=member.model,
-            backup_model=copy.model,
-        )
-        out.append(replace(member, runnable=hedged))
-    return out

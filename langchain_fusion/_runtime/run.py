@@ -18,15 +18,16 @@ from langchain_fusion._core import prompts
 from langchain_fusion._core.agreement import answers_agree
 from langchain_fusion._core.budget import Pricing, estimate_tokens, phase_cost
 from langchain_fusion._core.capabilities import image_blocks
-from langchain_fusion._core.config import SETTING_NAMES, FusionSettings, resolve_settings
+from langchain_fusion._core.config import SETTING_NAMES, FusionSettings
 from langchain_fusion._core.fencing import Candidate, anonymise, message_text
 from langchain_fusion._core.judging import agreement_counts
 from langchain_fusion._core.outcome import Outcome
 from langchain_fusion._core.report import build_report
 from langchain_fusion._core.usage import Ledger
 from langchain_fusion._exceptions import FusionInputError, NotEnoughAnswersError
-from langchain_fusion._runtime.members import Member, forces_tool_call
+from langchain_fusion._runtime.members import Member
 from langchain_fusion._runtime.steps import Call, FanOut, FusionResult
+from langchain_fusion._runtime.tool_choice import forces_tool_call
 
 #: What a mode runner is: a generator of steps that returns the fusion's result.
 Steps = Generator[Call | FanOut, Any, Any]
@@ -37,23 +38,21 @@ OVER_BUDGET = "the judge would exceed max_cost_usd"
 
 
 def prepare_run(
-    base: FusionSettings,
     conversation: Sequence[BaseMessage],
     kwargs: dict[str, Any],
+    settings_for: Callable[[dict[str, Any]], FusionSettings],
     participants: Callable[[float], tuple[list[Member], list[Member]]],
-    pool_size: int,
     stop: list[str] | None = None,
 ) -> FusionRun:
     """Validate the input and the per-call arguments, then set up the run.
 
-    Both adapters call this before any model is called.
+    The runtime façade (`_runtime/session.py`) calls this before any model is called.
 
     Args:
-        base: The fusion's own settings.
         conversation: The input, as LangChain messages.
         kwargs: Per-call arguments: setting overrides, `tools`, `tool_choice`.
+        settings_for: The call's validated settings, from its setting overrides.
         participants: Resolves `(members, judges)` for a `hedge_after` value.
-        pool_size: Size of the pool, to validate the settings against.
         stop: The caller's stop sequences.
 
     Raises:
@@ -74,7 +73,7 @@ def prepare_run(
             f"{', '.join(SETTING_NAMES)}, tools and tool_choice; set member options on "
             "the members themselves"
         )
-    settings = resolve_settings(base, kwargs, pool_size)
+    settings = settings_for(kwargs)
     members, judges = participants(settings.hedge_after)
     return FusionRun(
         members, judges, settings, conversation, stop, tools=tools, tool_choice=tool_choice

@@ -280,8 +280,12 @@ def test_metadata_derives_limits_and_tool_calling_from_the_pool() -> None:
     assert meta.is_chat_model and meta.is_function_calling_model
     assert meta.model_name == "llm-fusion/merge"
 
-    text_only = FusionLLM(pool=[*pool, fake("c", function_calling=False)], judge=fake("j"))
-    assert not text_only.metadata.is_function_calling_model  # every member must call tools
+    # One rule with `FusionChatModel.profile`: at least `min_successful` members call tools
+    # (the others sit out a call that requires one).
+    mixed = [*pool, fake("c", function_calling=False)]
+    assert FusionLLM(pool=mixed, judge=fake("j")).metadata.is_function_calling_model
+    text_only = FusionLLM(pool=mixed, judge=fake("j"), min_successful=3)
+    assert not text_only.metadata.is_function_calling_model
     lc_member = FusionLLM(pool=[*pool, FakeChatModel()], judge=FakeJudge())
     assert lc_member.metadata.is_function_calling_model  # LangChain members that bind tools
     plain_judge = fake("j", function_calling=False)
@@ -289,7 +293,9 @@ def test_metadata_derives_limits_and_tool_calling_from_the_pool() -> None:
     assert FusionLLM(
         pool=pool, judge=plain_judge, mode="best_of"
     ).metadata.is_function_calling_model
-    overridden = FusionLLM(pool=pool, judge=fake("j"), capabilities={"a": {"tool_calling": False}})
+    overridden = FusionLLM(
+        pool=pool, judge=fake("j"), capabilities={"a": {"tool_calling": False}}, min_successful=2
+    )
     assert not overridden.metadata.is_function_calling_model
 
 

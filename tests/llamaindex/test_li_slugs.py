@@ -312,8 +312,10 @@ def test_capabilities_and_hedges_name_slug_members(sim: Simulator) -> None:
     llm = fusion(sim)
     assert llm.metadata.is_function_calling_model
     assert llm.metadata.model_name == "llm-fusion/merge"
-    no_tools = fusion(sim, capabilities={"t/plain": {"tool_calling": False}})
-    assert not no_tools.metadata.is_function_calling_model  # every member must call tools
+    no_tools = fusion(
+        sim, capabilities={"t/plain": {"tool_calling": False}}, min_successful=len(POOL)
+    )
+    assert not no_tools.metadata.is_function_calling_model  # min_successful must call tools
     assert fusion(sim, hedge={"t/other": True}).members[2].name == "t/other"
     with pytest.raises(ValidationError, match="'nobody', which is not a pool"):
         fusion(sim, capabilities={"nobody": {"tool_calling": False}})
