@@ -12,7 +12,6 @@ their framework's metadata.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -53,6 +52,15 @@ def _identity(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(id(v) for v in value)
     return id(value)
+
+
+def _snapshot(value: Any) -> Any:
+    """`value` with its dicts and lists copied (their other contents shared), to compare later."""
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snapshot(v) for v in value]
+    return value
 
 
 class FusionBase(FusionSettings, SlugFields):
@@ -190,7 +198,8 @@ class FusionBase(FusionSettings, SlugFields):
         """The settings of one call: the fusion's, with per-call overrides, validated.
 
         Without overrides, the last validated settings are reused while they are unchanged
-        (compared by value with a deep copy, so that a dict changed in place is seen).
+        (compared by value with a copy of their dicts and lists, so that one changed in place
+        is seen).
         """
         data = self.settings()
         if not overrides and self._settings_cache is not None:
@@ -199,7 +208,7 @@ class FusionBase(FusionSettings, SlugFields):
                 return settings
         settings = resolve_settings(self, overrides, len(self.pool))
         if not overrides:
-            self._settings_cache = (copy.deepcopy(data), settings)
+            self._settings_cache = (_snapshot(data), settings)
         return settings
 
     def _session(

@@ -125,3 +125,17 @@ def test_settings_are_validated_again_when_a_setting_changes_even_in_place() -> 
     assert fusion._call_settings({}).mode == "merge"
     assert fusion._call_settings({"mode": "vote"}).mode == "vote"
     assert fusion._call_settings({}).mode == "merge"
+
+
+def test_settings_holding_an_object_that_cannot_be_copied_are_cached_as_they_are() -> None:
+    class Agreement:
+        def __init__(self) -> None:
+            self.lock = threading.Lock()  # cannot be deep-copied
+
+        def __call__(self, texts: list[str]) -> bool:
+            return False
+
+    fusion = FusionChatModel(pool=pool(), judge=FakeJudge(), agreement=Agreement())
+    first = fusion._call_settings({})
+    assert fusion._call_settings({}) is first
+    assert fusion.invoke("Which?").content
