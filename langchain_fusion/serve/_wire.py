@@ -165,11 +165,14 @@ def to_messages(request: ChatRequest) -> list[BaseMessage]:
     Raises:
         ApiError: 400 for a message LangChain cannot read.
     """
+    # OpenAI lets an assistant message with tool calls leave `content` out (or null).
+    messages = [{**m, "content": m.get("content") or ""} for m in request.messages]
     try:
-        return list(convert_to_messages(request.messages))
+        return list(convert_to_messages(messages))
     except (ValueError, TypeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ApiError(
-            400, f"messages could not be read: {exc}", param="messages", code="invalid_value"
+            400, f"messages could not be read: {first}", param="messages", code="invalid_value"
         ) from None
 
 
