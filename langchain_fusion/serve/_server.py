@@ -47,6 +47,7 @@ def run_server(
         lifespan="on",
         log_level=log_level,
         access_log=False,
+        log_config=None,  # the caller's logging (`fusion serve` sets it up) stays as it is
         timeout_graceful_shutdown=math.ceil(shutdown_grace) if shutdown_grace else None,
         timeout_keep_alive=30,
         server_header=False,

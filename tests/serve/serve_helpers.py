@@ -56,6 +56,7 @@ def config_for(sim: Simulator, **server: Any) -> Any:
         "mode": "merge",
         "member_timeout": 0.3,
     }
+    fusions["fusion/slow"] = {**common, "pool": ["serve/slow", "serve/ada"], "mode": "merge"}
     fusions["fusion/hang-forever"] = {**common, "pool": ["serve/hang", "serve/hang"]}
     return parse_config({"server": server, "fusions": fusions})
 
