@@ -127,12 +127,12 @@ def debate_svg(debate: dict[str, Any]) -> str:
     for n in nodes:
         if n.get("member") not in members:
             members.append(str(n.get("member")))
-    col_w, row_h, r = 150.0, 44.0, 15.0
-    width = 60 + col_w * len(rounds)
+    col_w, row_h, r, left = 150.0, 44.0, 15.0, 150.0
+    width = left + 10 + col_w * len(rounds)
     height = 40 + row_h * len(members)
     where: dict[str, tuple[float, float]] = {}
     for n in nodes:
-        x = 50 + col_w * rounds.index(int(n.get("round", 0)))
+        x = left + col_w * rounds.index(int(n.get("round", 0)))
         y = 40 + row_h * members.index(str(n.get("member")))
         where[str(n.get("id"))] = (x, y)
     parts = [
@@ -145,8 +145,13 @@ def debate_svg(debate: dict[str, Any]) -> str:
     ]
     for i, round_ in enumerate(rounds):
         parts.append(
-            f'<text class="round" x="{50 + col_w * i}" y="16" text-anchor="middle">'
+            f'<text class="round" x="{left + col_w * i}" y="16" text-anchor="middle">'
             f"round {round_}</text>"
+        )
+    for i, member in enumerate(members):
+        parts.append(
+            f'<text class="label" x="{left - r - 10}" y="{40 + row_h * i + 4}" '
+            f'text-anchor="end">{escape(member)}</text>'
         )
     for edge in debate.get("edges") or []:
         source, target = where.get(str(edge[0])), where.get(str(edge[1]))
@@ -164,7 +169,7 @@ def debate_svg(debate: dict[str, Any]) -> str:
             f"{escape(status)}</title>"
             f'<circle cx="{x}" cy="{y}" r="{r}" fill="{_colour(status)}"/>'
             f'<text x="{x}" y="{y + 4}" text-anchor="middle" class="node-label">'
-            f"{escape(str(n.get('member'))[:3])}</text></g>"
+            f"{escape(str(n.get('round', 0)))}</text></g>"
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -175,18 +175,26 @@ def _read(path: str | Path) -> Any:
     return yaml.safe_load(text)
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    if len(loc) >= 2 and loc[0] == "fusions":
-        rest = ".".join(str(p) for p in loc[2:] if p not in ("str", "Endpoint"))
-        return f"fusion {loc[1]!r}, field {rest or '(entry)'}"
-    return "field " + ".".join(str(p) for p in loc)
+def _path(loc: tuple[int | str, ...]) -> str:
+    """A validation error's location without pydantic's union and type tags."""
+    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in _TAGS))]
+    return ".".join(parts)
+
+
+_TAGS = ("str", "Endpoint", "function-after", "function-before")
 
 
 def _config_error(error: ValidationError, source: str) -> ConfigError:
-    lines = [
-        f"  {_where(tuple(e['loc']))}: {e['msg']}"
-        for e in error.errors(include_input=False, include_url=False)
-    ]
+    lines = []
+    for e in error.errors(include_input=False, include_url=False):
+        loc = tuple(e["loc"])
+        if len(loc) >= 2 and loc[0] == "fusions":
+            where = f"fusion {loc[1]!r}, field {_path(loc[2:]) or '(entry)'}"
+        else:
+            where = f"field {_path(loc)}"
+        line = f"  {where}: {e['msg']}"
+        if line not in lines:
+            lines.append(line)
     return ConfigError(f"bad fusions config {source}:\n" + "\n".join(lines))
 
 
@@ -256,8 +264,7 @@ def build_fusion(name: str, entry: FusionEntry, env: dict[str, str]) -> FusionCh
         )
     except ValidationError as exc:
         lines = [
-            f"  fusion {name!r}, field {'.'.join(str(p) for p in e['loc']) or '(entry)'}: "
-            f"{e['msg']}"
+            f"  fusion {name!r}, field {_path(tuple(e['loc'])) or '(entry)'}: {e['msg']}"
             for e in exc.errors(include_input=False, include_url=False)
         ]
         raise ConfigError("bad fusions config:\n" + "\n".join(lines)) from None
