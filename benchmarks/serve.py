@@ -68,8 +68,10 @@ class ServerProcess:
         env = {**os.environ, "BENCH_UPSTREAM_KEY": API_KEY}
         self.log = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "langchain_fusion", "serve", "--config", str(config)]
-            + ["--port", "0", "--log-level", "info"],
+            [
+                *(sys.executable, "-m", "langchain_fusion", "serve", "--config", str(config)),
+                *("--port", "0", "--log-level", "info"),
+            ],
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
