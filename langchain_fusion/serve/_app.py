@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import secrets
 import time
 from collections import OrderedDict
@@ -25,9 +26,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from langchain_fusion._core.outcome import describe_error
 from langchain_fusion._exceptions import FusionInputError, FusionRunError
 from langchain_fusion._report_html import report_html
 from langchain_fusion.chat_models import FusionChatModel
+from langchain_fusion.cli._provider import scenario_roles
 from langchain_fusion.serve._completions import (
     ClientGone,
     Plan,
@@ -46,10 +49,12 @@ from langchain_fusion.serve._wire import (
     ChatRequest,
     ChunkWriter,
     completion_body,
+    internal_error,
     output_schema,
     parse_request,
     to_messages,
 )
+from langchain_fusion.sim import arun_simulator, default_scenario
 
 access_log = logging.getLogger("langchain_fusion.serve.access")
 log = logging.getLogger("langchain_fusion.serve")
@@ -270,6 +275,9 @@ class FusionServer:
         except ClientGone:
             status, cause = 499, "disconnect"
             return Response(status_code=499)
+        except Exception as exc:  # an answer in OpenAI's shape; the log gets one line
+            log.error("request failed: %s", describe_error(exc))
+            return error_response(internal_error())
         finally:
             if not streaming:
                 if acquired:
@@ -368,8 +376,6 @@ def create_app(
     Raises:
         ConfigError: a bad config, naming the fusion and the field, before any call.
     """
-    import os
-
     environ = dict(os.environ if env is None else env)
     demo = config is None and fusions is None
     if isinstance(config, str | Path):
@@ -390,9 +396,6 @@ def create_app(
         if not demo:
             yield
             return
-        from langchain_fusion.cli._provider import scenario_roles
-        from langchain_fusion.sim import arun_simulator, default_scenario
-
         scenario = default_scenario()
         async with arun_simulator(scenario) as sim:
             pool, judge = scenario_roles(scenario)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
+from langchain_fusion._core.outcome import describe_error
 from langchain_fusion._exceptions import FusionRunError
 from langchain_fusion._runtime.cancel import cancel_and_wait
 from langchain_fusion.chat_models import FusionChatModel
@@ -26,9 +28,11 @@ from langchain_fusion.serve._wire import (
     ChatRequest,
     ChunkWriter,
     error_event,
+    internal_error,
 )
 
 T = TypeVar("T")
+log = logging.getLogger("langchain_fusion.serve")
 
 
 class ClientGone(Exception):
@@ -283,7 +287,10 @@ class SSEResponse:
             status, report, cause = await until_disconnect(receive, self._pump(send), self.timeout)
         except ClientGone:
             pass
-        except ApiError as error:
+        except Exception as exc:
+            error = exc if isinstance(exc, ApiError) else internal_error()
+            if not isinstance(exc, ApiError):
+                log.error("stream failed: %s", describe_error(exc))
             status, cause = error.status, error.cause
             await send(
                 {"type": "http.response.body", "body": error_event(error), "more_body": False}

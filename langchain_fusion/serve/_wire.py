@@ -63,6 +63,11 @@ class ApiError(Exception):
         }
 
 
+def internal_error() -> ApiError:
+    """A 500 that shows nothing of the failure (the server's log has it)."""
+    return ApiError(500, "internal server error", type="server_error", cause="internal")
+
+
 class StreamOptions(BaseModel):
     """`stream_options`."""
 
