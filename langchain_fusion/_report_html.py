@@ -161,15 +161,16 @@ def _verdict(report: dict[str, Any]) -> str:
     verdicts = report.get("verdicts") or []
     if verdicts:
         rows = "".join(
-            f"<tr><td>{escape(str(v.get('judge', v.get('model', ''))))}</td>"
-            f"<td>{escape(str(v.get('pass', '')))}</td>"
-            f"<td>{escape(str(v.get('winner', '')))}</td>"
-            f"<td>{escape(str(v.get('rationale', '') or ''))}</td></tr>"
+            f"<tr><td>{escape(str(v.get('judge', '')))}</td>"
+            f"<td>{escape(str(v.get('model', '')))}</td>"
+            f"<td class='num'>{escape(str(v.get('pass', '')))}</td>"
+            f"<td>{escape(str(v.get('winner') or '-'))}</td>"
+            f"<td>{_status(v.get('status', 'ok'))} {escape(str(v.get('error') or ''))}</td></tr>"
             for v in verdicts
         )
         parts.append(
-            "<table class='verdicts'><tr><th>judge</th><th>pass</th><th>winner</th>"
-            f"<th>rationale</th></tr>{rows}</table>"
+            "<table class='verdicts'><tr><th>judge</th><th>model</th><th>pass</th>"
+            f"<th>winner</th><th>status</th></tr>{rows}</table>"
         )
     if report.get("judge_agreement") is not None:
         parts.append(f"<p>Judge agreement: {escape(str(report['judge_agreement']))}</p>")

@@ -106,3 +106,26 @@ def test_access_log_line_has_the_fields_and_no_key(server: Served, caplog):
     assert re.search(r"latency_ms=\d+\.\d", ok) and "cost=0.0" in ok
     assert any(" 502 " in line for line in lines)
     assert not any(ENV["SIM_KEY"] in r.getMessage() for r in caplog.records)
+
+
+def test_a_judge_panel_shows_each_verdict_and_the_agreement():
+    report = {
+        "mode": "best_of",
+        "winner": "a",
+        "verdicts": [
+            {"judge": "judge", "model": "m1", "pass": 0, "winner": "a", "status": "ok"},
+            {
+                "judge": "judge-2",
+                "model": "m2",
+                "pass": 0,
+                "winner": None,
+                "status": "unparseable",
+                "error": "no JSON object",
+            },
+        ],
+        "judge_agreement": 0.5,
+    }
+    html = report_html(report)
+    table = html[html.index("class='verdicts'") :]
+    assert "judge-2" in table and "m2" in table and "no JSON object" in table
+    assert "Judge agreement: 0.5" in html
