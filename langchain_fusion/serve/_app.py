@@ -312,14 +312,16 @@ class FusionServer:
             request.receive, first_and_rest(plan.astream()), self.limits.request_timeout
         )
 
-        def finish(status: int, report: dict[str, Any] | None, cause: str | None) -> None:
+        def finish(
+            status: int, report: dict[str, Any] | None, cause: str | None, answer: str
+        ) -> None:
             self.slots.release()
-            self._keep(fusion_id, chat.model, status, report, None)
+            self._keep(fusion_id, chat.model, status, report, answer or None)
             self._finished(request, chat.model, started, status, report, cause)
 
         writer = ChunkWriter(f"chatcmpl-{fusion_id}", chat.model, chat.include_usage)
         left = max(0.001, self.limits.request_timeout - (time.monotonic() - started))
-        return SSEResponse(first, rest, writer, finish, left)
+        return SSEResponse(first, rest, writer, finish, left, fusion_id)
 
     async def fusions_list(self, request: Request) -> Response:
         self.keys.check(request.headers.get("authorization"))

@@ -222,7 +222,8 @@ async def first_and_rest(
     return first, stream
 
 
-Finish = Callable[[int, dict[str, Any] | None, str | None], None]
+#: Called once the stream ended: status, report, error cause, the answer's text.
+Finish = Callable[[int, dict[str, Any] | None, str | None, str], None]
 
 
 class SSEResponse:
@@ -239,7 +240,9 @@ class SSEResponse:
         writer: ChunkWriter,
         finish: Finish,
         timeout: float,
+        fusion_id: str,
     ) -> None:
+        self.fusion_id = fusion_id
         self.first = first
         self.rest = rest
         self.writer = writer
@@ -259,11 +262,14 @@ class SSEResponse:
                 chunk = await anext(self.rest, None)
         except FusionRunError as exc:
             error = run_error(exc)
+            if exc.report is not None:
+                exc.report["id"] = self.fusion_id
             await send(
                 {"type": "http.response.body", "body": error_event(error), "more_body": False}
             )
             return error.status, exc.report, error.cause
         report = last.response_metadata["fusion"] if last is not None else {}
+        report["id"] = self.fusion_id
         body = b"".join(self.writer.final(last or AIMessageChunk(content=""), report))
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return 200, report, None
@@ -296,4 +302,4 @@ class SSEResponse:
                 {"type": "http.response.body", "body": error_event(error), "more_body": False}
             )
         finally:
-            self.finish(status, report, cause)
+            self.finish(status, report, cause, "".join(self.writer.texts))

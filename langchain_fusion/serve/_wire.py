@@ -272,6 +272,8 @@ class ChunkWriter:
         self.created = int(time.time())
         self.started = False
         self.tool_calls = False
+        #: The content sent, piece by piece (the answer kept with the report).
+        self.texts: list[str] = []
 
     def _event(self, choices: Sequence[dict[str, Any]], **extra: Any) -> bytes:
         body = {
@@ -295,6 +297,7 @@ class ChunkWriter:
         delta: dict[str, Any] = {}
         if chunk.text:
             delta["content"] = chunk.text
+            self.texts.append(chunk.text)
         if chunk.tool_call_chunks:
             self.tool_calls = True
             delta["tool_calls"] = [

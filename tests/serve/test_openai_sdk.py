@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from openai import AsyncOpenAI, OpenAI
 from pydantic import BaseModel
@@ -89,8 +90,12 @@ def test_streaming_with_usage(server: Served, sim: Simulator):
     assert "rollback" in text
     assert finishes[-1] == "stop" and set(finishes[:-1]) == {None}
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
-    assert chunks[-1].model_extra["fusion"]["mode"] == "merge"
+    report = chunks[-1].model_extra["fusion"]
+    assert report["mode"] == "merge"
+    assert chunks[0].id == f"chatcmpl-{report['id']}"
     assert_usage_is_what_was_served(chunks[-1].usage, sim)
+    page = httpx.get(f"{server.base_url}/fusions/{report['id']}", timeout=10)
+    assert text in page.text  # the streamed answer is kept with its report
 
 
 async def test_async_streaming_without_usage_chunk(server: Served):
