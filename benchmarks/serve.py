@@ -11,7 +11,9 @@ members). For each N (50, 200), rounds alternate between:
               `chat.completions.create` each, at once, to the server
 
 Columns: requests per second (N over the round's wall time), p50 and p99 latency of each
-request, the latency the server adds (served minus in-process, at p50 and p99), the
+request, the latency the server adds (served minus in-process, at p50 and p99; and, per
+request, its latency minus its fusion's own `timings.total_s` measured inside the server:
+HTTP, the SDK client and the server's own work, under the same load), the
 server's CPU per request (its `/proc` user+system time over the served rounds, divided by
 the requests; beside it this process's CPU per in-process fusion, the same fusion's work
 without the server), errors (exceptions, statuses other than 200, members not ok) and the
@@ -138,23 +140,27 @@ async def in_process_round(fusion: Any, n: int) -> tuple[list[float], int, float
     return [r[0] for r in results], sum(1 for r in results if not r[1]), wall
 
 
-async def served_round(clients: list[Any], n: int) -> tuple[list[float], int, float]:
-    async def one(client: Any) -> tuple[float, bool]:
+async def served_round(clients: list[Any], n: int) -> tuple[list[float], int, float, list[float]]:
+    """Latencies, errors, wall time, and each request's latency beyond its fusion's own time."""
+
+    async def one(client: Any) -> tuple[float, bool, float | None]:
         started = time.perf_counter()
         try:
             completion = await client.chat.completions.create(
                 model=MODEL, messages=[{"role": "user", "content": PROMPT}]
             )
         except Exception:
-            return time.perf_counter() - started, False
+            return time.perf_counter() - started, False, None
+        latency = time.perf_counter() - started
         report = completion.model_extra["fusion"]
         ok = all(c["status"] == "ok" for c in report["candidates"])
-        return time.perf_counter() - started, ok
+        return latency, ok, latency - report["timings"]["total_s"]
 
     started = time.perf_counter()
     results = await asyncio.gather(*(one(clients[i]) for i in range(n)))
     wall = time.perf_counter() - started
-    return [r[0] for r in results], sum(1 for r in results if not r[1]), wall
+    beyond = [r[2] for r in results if r[2] is not None]
+    return [r[0] for r in results], sum(1 for r in results if not r[1]), wall, beyond
 
 
 async def measure(server: ServerProcess, config: Path, ns: list[int], rounds: int) -> list[Any]:
@@ -170,11 +176,12 @@ async def measure(server: ServerProcess, config: Path, ns: list[int], rounds: in
     ]
     # warm-up: imports, pools, every client's first request, the server's first calls
     await in_process_round(fusion, top)
-    await served_round(clients, top)
+    await served_round(clients, top)  # (warm-up)
     rows = []
     for n in ns:
         local: list[float] = []
         served: list[float] = []
+        beyond: list[float] = []
         local_errors = served_errors = 0
         served_wall = 0.0
         cpu = local_cpu = 0.0
@@ -185,9 +192,10 @@ async def measure(server: ServerProcess, config: Path, ns: list[int], rounds: in
             local += latencies
             local_errors += errors
             before = server.cpu_s()
-            latencies, errors, wall = await served_round(clients, n)
+            latencies, errors, wall, extra = await served_round(clients, n)
             cpu += server.cpu_s() - before
             served += latencies
+            beyond += extra
             served_errors += errors
             served_wall += wall
         p50_local, p99_local = percentile(local, 50), percentile(local, 99)
@@ -200,6 +208,7 @@ async def measure(server: ServerProcess, config: Path, ns: list[int], rounds: in
                 f"{p50 * 1000:.0f} / {p99 * 1000:.0f}",
                 f"{(p50 - p50_local) * 1000:+.1f}",
                 f"{(p99 - p99_local) * 1000:+.1f}",
+                f"{percentile(beyond, 50) * 1000:.1f} / {percentile(beyond, 99) * 1000:.1f}",
                 f"{local_cpu / (n * rounds) * 1000:.1f}",
                 f"{cpu / (n * rounds) * 1000:.1f}",
                 f"{local_errors} / {served_errors}",
@@ -242,6 +251,7 @@ def main() -> None:
                 "served p50/p99 ms",
                 "added p50 ms",
                 "added p99 ms",
+                "beyond own fusion p50/p99 ms",
                 "in-process CPU ms/fusion",
                 "server CPU ms/req",
                 "errors (in-proc / served)",
