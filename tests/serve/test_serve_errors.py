@@ -153,3 +153,10 @@ def test_504_past_the_server_request_timeout_and_the_calls_are_closed(sim: Simul
     assert response.status_code == 504
     assert "request timeout (0.3s)" in error_of(response)["message"]
     assert elapsed < 2
+
+
+def test_a_stream_that_fails_before_its_first_chunk_gets_its_status(server: Served):
+    response = post(server, {**ask("fusion/failing"), "stream": True})
+    assert response.status_code == 502
+    assert response.headers["content-type"].startswith("application/json")
+    assert "upstream refused (serve)" in error_of(response)["message"]
