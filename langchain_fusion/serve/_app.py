@@ -294,15 +294,20 @@ class FusionServer:
                 "tools and response_format together are not supported: send one of them",
                 param="response_format",
             )
-        return Plan(
-            fusion,
-            to_messages(chat),
-            kwargs,
-            tools=chat.tools,
-            tool_choice=chat.tool_choice,
-            schema=schema,
-            stop=chat.stops,
-        )
+        messages = to_messages(chat)
+        try:
+            return Plan(
+                fusion,
+                messages,
+                kwargs,
+                tools=chat.tools,
+                tool_choice=chat.tool_choice,
+                schema=schema,
+                stop=chat.stops,
+            )
+        except ValueError as exc:  # tools LangChain cannot bind
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid tools"
+            raise ApiError(400, f"invalid tools: {first}", param="tools", cause="input") from None
 
     async def _stream(
         self, request: Request, chat: ChatRequest, plan: Plan, fusion_id: str, started: float
@@ -369,7 +374,8 @@ def create_app(
 
     Args:
         config: A `ServeConfig`, a YAML/JSON config file, or None: one fusion per mode over
-            the bundled simulator, started with the app (an offline demo; logged at start-up).
+            the bundled simulator, started by the app's lifespan (an offline demo, logged at
+            start-up; a mounted app's lifespan does not run, so give it a config).
         api_keys: Keys clients must send (also read from `server.api_keys_env` and
             `server.api_keys_file`); none: no key is asked for.
         env: Where keys are read (default `os.environ`).

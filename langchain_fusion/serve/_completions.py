@@ -28,6 +28,7 @@ from langchain_fusion.serve._wire import (
     ChatRequest,
     ChunkWriter,
     error_event,
+    field_path,
     internal_error,
 )
 
@@ -95,7 +96,7 @@ def input_error(exc: Exception) -> ApiError:
     """A setting or input the fusion refused before calling any model, as a 400."""
     if isinstance(exc, ValidationError):
         first = exc.errors(include_input=False, include_url=False)[0]
-        name = ".".join(str(p) for p in first["loc"])
+        name = field_path(tuple(first["loc"]))
         return ApiError(
             400, f"invalid fusion.{name}: {first['msg']}", param=f"fusion.{name}", cause="input"
         )

@@ -32,6 +32,7 @@ from langchain_fusion._core.config import SETTING_NAMES
 from langchain_fusion._exceptions import FusionInputError
 from langchain_fusion.chat_models import FusionChatModel
 from langchain_fusion.providers import ChatOpenAICompatible
+from langchain_fusion.serve._wire import field_path
 
 #: Settings a request may never override, whatever `overridable` says: they guard the server.
 NEVER_OVERRIDABLE = frozenset({"max_cost_usd", "max_concurrency", "deadline", "prices"})
@@ -175,23 +176,14 @@ def _read(path: str | Path) -> Any:
     return yaml.safe_load(text)
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    """A validation error's location without pydantic's union and type tags."""
-    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in _TAGS))]
-    return ".".join(parts)
-
-
-_TAGS = ("str", "Endpoint", "function-after", "function-before")
-
-
 def _config_error(error: ValidationError, source: str) -> ConfigError:
     lines = []
     for e in error.errors(include_input=False, include_url=False):
         loc = tuple(e["loc"])
         if len(loc) >= 2 and loc[0] == "fusions":
-            where = f"fusion {loc[1]!r}, field {_path(loc[2:]) or '(entry)'}"
+            where = f"fusion {loc[1]!r}, field {field_path(loc[2:]) or '(entry)'}"
         else:
-            where = f"field {_path(loc)}"
+            where = f"field {field_path(loc)}"
         line = f"  {where}: {e['msg']}"
         if line not in lines:
             lines.append(line)
@@ -264,7 +256,7 @@ def build_fusion(name: str, entry: FusionEntry, env: dict[str, str]) -> FusionCh
         )
     except ValidationError as exc:
         lines = [
-            f"  fusion {name!r}, field {_path(tuple(e['loc'])) or '(entry)'}: {e['msg']}"
+            f"  fusion {name!r}, field {field_path(tuple(e['loc'])) or '(entry)'}: {e['msg']}"
             for e in exc.errors(include_input=False, include_url=False)
         ]
         raise ConfigError("bad fusions config:\n" + "\n".join(lines)) from None

@@ -18,6 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
 
+#: Parts of a pydantic error location that name a union member or a validator, not a field.
+_TAGS = ("str", "int", "float", "bool", "Endpoint", "function-after", "function-before")
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A validation error's location as a dotted path, without pydantic's union tags."""
+    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in _TAGS))]
+    return ".".join(parts)
+
+
 class ApiError(Exception):
     """An error answered in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 
@@ -117,7 +127,7 @@ def parse_request(body: Any, max_messages: int) -> ChatRequest:
         request = ChatRequest.model_validate(body)
     except ValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"])
+        field = field_path(tuple(first["loc"]))
         raise ApiError(
             400, f"invalid field {field}: {first['msg']}", param=field, code="invalid_value"
         ) from None

@@ -37,6 +37,8 @@ def error_of(response: httpx.Response) -> dict:
         ({**ask(), "fusion": {"max_cost_usd": 5.0}}, "fusion.max_cost_usd"),
         ({**ask(), "fusion": {"debate_rounds": -1}}, "fusion.debate_rounds"),
         ({**ask(), "response_format": {"type": "xml"}}, "response_format.type"),
+        ({**ask(), "tool_choice": True}, "tool_choice"),
+        ({**ask(), "tools": [{"type": "nonsense"}]}, "tools"),
     ],
 )
 def test_400_names_the_field_and_calls_no_model(server: Served, sim: Simulator, body, param):
