@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         ProviderError,
         ProviderTimeoutError,
     )
+    from langchain_fusion._report_html import report_html
     from langchain_fusion.chat_models import FusionChatModel
     from langchain_fusion.providers import ChatOpenAICompatible
 
@@ -43,6 +44,7 @@ _EXPORTS = {
     "NotEnoughAnswersError": "langchain_fusion._exceptions",
     "ProviderError": "langchain_fusion._exceptions",
     "ProviderTimeoutError": "langchain_fusion._exceptions",
+    "report_html": "langchain_fusion._report_html",
 }
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "NotEnoughAnswersError",
     "ProviderError",
     "ProviderTimeoutError",
+    "report_html",
 ]
 
 

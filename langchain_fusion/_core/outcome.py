@@ -34,6 +34,9 @@ class Outcome:
         made: Whether the call was made; False when it was skipped, or cancelled or out of
             time before it started. Only calls made count in the report's `calls`.
         exception: The exception raised, kept for `raise ... from`.
+        started_at: When the call started (`time.monotonic()`); None if it never started.
+        first_token_at: When a streamed call's first token arrived (None: not streamed).
+        ended_at: When the call ended (`time.monotonic()`); None if it never started.
     """
 
     name: str
@@ -50,6 +53,9 @@ class Outcome:
     usage_unknown: bool = False
     made: bool = True
     exception: BaseException | None = field(default=None, repr=False)
+    started_at: float | None = field(default=None, repr=False)
+    first_token_at: float | None = field(default=None, repr=False)
+    ended_at: float | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:

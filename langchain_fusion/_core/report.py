@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_fusion._core.outcome import Outcome
+from langchain_fusion._core.timeline import timeline
 from langchain_fusion._core.usage import (
     Ledger,
     message_cost,
@@ -94,6 +95,7 @@ def build_report(
         "usage_by_model": ledger.usage_by_model(),
         "cost_usd": ledger.cost(),
         "cost_complete": ledger.cost_complete(),
+        "timeline": timeline(ledger.outcomes),
     }
     if judges:
         report["judges"] = [

@@ -44,7 +44,8 @@ def finish_error(message: AIMessage) -> str | None:
 
 def outcome_of(call: Call, value: Any, structured: bool, started: float) -> Outcome:
     """Turn a call's return value into an `Outcome` (an error finish is a failure)."""
-    latency = time.monotonic() - started
+    ended = time.monotonic()
+    latency = ended - started
     parsed: object | None = None
     parse_error: str | None = None
     if structured and isinstance(value, dict):
@@ -71,6 +72,8 @@ def outcome_of(call: Call, value: Any, structured: bool, started: float) -> Outc
         structured=parsed,
         abandoned=loser == "abandoned",
         usage_unknown=loser is not None,
+        started_at=started,
+        ended_at=ended,
     )
 
 
@@ -83,6 +86,7 @@ def failed(
     message: AIMessage | None = None,
 ) -> Outcome:
     """The outcome of a call that raised, timed out, was cancelled or never ran."""
+    ended = None if started is None else time.monotonic()
     return Outcome(
         name=call.member.name,
         model=call.member.model,
@@ -90,11 +94,13 @@ def failed(
         status=status,
         message=message,
         error=error,
-        latency_s=0.0 if started is None else time.monotonic() - started,
+        latency_s=0.0 if started is None or ended is None else ended - started,
         round=call.round,
         step=call.step,
         exception=exc,
         made=started is not None,
+        started_at=started,
+        ended_at=ended,
     )
 
 

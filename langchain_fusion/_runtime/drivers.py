@@ -156,6 +156,7 @@ class AsyncDriver:
         limit = self.deadline.bound(call.timeout)
         expiry = None if limit is None else started + limit
         chunks: list[AIMessageChunk] = []
+        first: float | None = None
         task = asyncio.current_task()
         cancels = task.cancelling() if task is not None else 0
         stream = self._open_stream(call)
@@ -175,13 +176,14 @@ class AsyncDriver:
                     chunks.append(chunk)
                 cleaned = clean_chunk(chunk)
                 if cleaned is not None:
+                    first = first or time.monotonic()
                     yield cleaned
         except Exception as exc:  # failure isolation: kept with the partial answer
-            yield stream_outcome(call, chunks, started, exc)
+            yield first_token(stream_outcome(call, chunks, started, exc), first)
             return
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
-        yield stream_outcome(call, chunks, started)
+        yield first_token(stream_outcome(call, chunks, started), first)
 
     async def _perform(self, step: Call | FanOut) -> Any:
         if isinstance(step, FanOut):
@@ -221,6 +223,12 @@ class AsyncDriver:
         for chunk in tail(result, sent_any):
             yield chunk
         yield result
+
+
+def first_token(outcome: Outcome, at: float | None) -> Outcome:
+    """`outcome` with the time its stream's first token arrived (for the report's timeline)."""
+    outcome.first_token_at = at
+    return outcome
 
 
 def _loop_time(expiry: float | None) -> float | None:
@@ -341,6 +349,7 @@ class SyncDriver:
         started = time.monotonic()
         limit = self.deadline.bound(call.timeout)
         chunks: list[AIMessageChunk] = []
+        first: float | None = None
         stream = self._open_stream(call)
         try:
             for item in stream:
@@ -349,17 +358,18 @@ class SyncDriver:
                     chunks.append(chunk)
                 cleaned = clean_chunk(chunk)
                 if cleaned is not None:
+                    first = first or time.monotonic()
                     yield cleaned
                 if limit is not None and time.monotonic() - started > limit:
                     raise TimeoutError(f"no complete answer within {limit:g}s")
         except Exception as exc:  # failure isolation: kept with the partial answer
-            yield stream_outcome(call, chunks, started, exc)
+            yield first_token(stream_outcome(call, chunks, started, exc), first)
             return
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
-        yield stream_outcome(call, chunks, started)
+        yield first_token(stream_outcome(call, chunks, started), first)
 
     def _perform(self, step: Call | FanOut) -> Any:
         if isinstance(step, FanOut):

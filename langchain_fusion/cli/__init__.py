@@ -4,6 +4,7 @@
 fusion ask "What is 17*23?" --mode debate
 fusion ask "Review this plan" --pool anthropic/claude-3.7-sonnet,openai/gpt-4o --json
 fusion sim --scenario my_scenario.yaml --port 8765
+fusion serve --config fusions.yaml --port 8000
 ```
 
 `fusion ask` prints where the answers come from on its first line, then the fused answer and
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 
 from langchain_fusion.cli._ask import ask, format_report
 from langchain_fusion.cli._provider import MODES, scenario_roles
+from langchain_fusion.cli._serve import add_parser as add_serve_parser
 
 __all__ = ["MODES", "build_parser", "format_report", "main", "scenario_roles"]
 
@@ -68,7 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask_parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
     ask_parser.add_argument("--quiet", action="store_true", help="no live progress on the terminal")
+    ask_parser.add_argument(
+        "--html", metavar="FILE", help="also write the report as a self-contained HTML page"
+    )
     ask_parser.set_defaults(handler=ask)
+    add_serve_parser(commands)
     sim = commands.add_parser(
         "sim",
         help="run the provider simulator (see `fusion sim --help`)",

@@ -198,6 +198,20 @@ async def _run(fusion: FusionChatModel, prompt: str, live: bool) -> Any:
             tracer.clear()
 
 
+def write_page(
+    path: str | None, report: dict[str, Any], answer: str | None, fusion: FusionChatModel
+) -> None:
+    """Write the report page to `path` (`--html`), if given."""
+    if path is None:
+        return
+    from langchain_fusion._report_html import report_html
+
+    page = report_html(report, answer=answer, settings=fusion.settings(), title="fusion ask")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    print(f"report page: {path}", file=sys.stderr)
+
+
 def ask(args: argparse.Namespace) -> int:
     from langchain_fusion._exceptions import FusionError, FusionRunError
 
@@ -232,8 +246,10 @@ def ask(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             if isinstance(exc, FusionRunError) and exc.report:
                 print(format_report(exc.report, None), file=sys.stderr)
+                write_page(args.html, exc.report, None, fusion)
             return 1
     report = message.response_metadata["fusion"]
+    write_page(args.html, report, message.text, fusion)
     if args.json:
         document = {
             "provider": {
