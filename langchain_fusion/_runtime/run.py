@@ -24,6 +24,7 @@ from langchain_fusion._core.outcome import Outcome
 from langchain_fusion._core.report import build_report
 from langchain_fusion._core.usage import Ledger
 from langchain_fusion._exceptions import FusionInputError, NotEnoughAnswersError
+from langchain_fusion._runtime.limits import register as register_limits
 from langchain_fusion._runtime.members import Member, forces_tool_call
 from langchain_fusion._runtime.steps import Call, FanOut, FusionResult
 
@@ -74,6 +75,7 @@ def prepare_run(
             "the members themselves"
         )
     settings = resolve_settings(base, kwargs, pool_size)
+    register_limits(base.rate_limits)
     members, judges = participants(settings.hedge_after)
     return FusionRun(
         members, judges, settings, conversation, stop, tools=tools, tool_choice=tool_choice
