@@ -34,6 +34,12 @@ from langchain_fusion._runtime.calls import (
     too_late,
 )
 from langchain_fusion._runtime.cancel import cancel_and_wait
+from langchain_fusion._runtime.limits import (
+    ainvoke_in_slot,
+    astream_in_slot,
+    invoke_in_slot,
+    stream_in_slot,
+)
 from langchain_fusion._runtime.steps import Call, Deadline, FanOut, FusionResult
 
 Plan = Generator[Call | FanOut, Any, FusionResult]
@@ -87,7 +93,10 @@ class AsyncDriver:
                 return too_late(call)
             try:
                 runnable, structured = runnable_for(call)
-                value = await runnable.ainvoke(call.messages, self.config_for(call), **call.kwargs)
+                value = await ainvoke_in_slot(
+                    call,
+                    lambda: runnable.ainvoke(call.messages, self.config_for(call), **call.kwargs),
+                )
             except Exception as exc:
                 return error_outcome(call, exc, started)
             return outcome_of(call, value, structured, started)
@@ -136,7 +145,9 @@ class AsyncDriver:
         chunks: list[AIMessageChunk] = []
         task = asyncio.current_task()
         cancels = task.cancelling() if task is not None else 0
-        stream = call.member.runnable.astream(call.messages, self.config_for(call), **call.kwargs)
+        stream = astream_in_slot(
+            call, call.member.runnable.astream(call.messages, self.config_for(call), **call.kwargs)
+        )
         try:
             while True:
                 try:
@@ -223,7 +234,12 @@ class SyncDriver:
             return too_late(call)
         try:
             runnable, structured = runnable_for(call)
-            value = runnable.invoke(call.messages, self.config_for(call), **call.kwargs)
+            value = invoke_in_slot(
+                call,
+                lambda: runnable.invoke(call.messages, self.config_for(call), **call.kwargs),
+                self.deadline.bound(call.timeout),
+                lambda: state.over,
+            )
         except Exception as exc:
             return error_outcome(call, exc, started)
         return outcome_of(call, value, structured, started)
@@ -273,7 +289,11 @@ class SyncDriver:
         started = time.monotonic()
         limit = self.deadline.bound(call.timeout)
         chunks: list[AIMessageChunk] = []
-        stream = call.member.runnable.stream(call.messages, self.config_for(call), **call.kwargs)
+        stream = stream_in_slot(
+            call,
+            call.member.runnable.stream(call.messages, self.config_for(call), **call.kwargs),
+            limit,
+        )
         try:
             for item in stream:
                 chunk = as_chunk(item)
