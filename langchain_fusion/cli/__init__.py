@@ -3,6 +3,7 @@
 ```
 fusion ask "What is 17*23?" --mode debate
 fusion ask "Review this plan" --pool anthropic/claude-3.7-sonnet,openai/gpt-4o --json
+fusion batch questions.jsonl -o answers.jsonl --concurrency 16
 fusion sim --scenario my_scenario.yaml --port 8765
 ```
 
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from langchain_fusion.cli._ask import ask, format_report
+from langchain_fusion.cli._batch import add_batch_parser
 from langchain_fusion.cli._provider import MODES, scenario_roles
 
 __all__ = ["MODES", "build_parser", "format_report", "main", "scenario_roles"]
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask_parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
     ask_parser.add_argument("--quiet", action="store_true", help="no live progress on the terminal")
     ask_parser.set_defaults(handler=ask)
+    add_batch_parser(commands, [*MODES, *(m.replace("_", "-") for m in MODES if "_" in m)])
     sim = commands.add_parser(
         "sim",
         help="run the provider simulator (see `fusion sim --help`)",
