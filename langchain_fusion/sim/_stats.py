@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
@@ -59,6 +60,10 @@ class ModelStats(BaseModel):
 
     tool_calls: int = 0
     """Tool calls in billed replies."""
+
+    request_times: list[float] = Field(default_factory=list)
+    """When each request arrived (`time.time()`), in order: to check rate limits over any
+    window. Left empty in `totals`."""
 
 
 class Stats(BaseModel):
@@ -123,6 +128,7 @@ class Recorder:
         with self._lock:
             row = self._models[model]
             row.requests += 1
+            row.request_times.append(time.time())
             row.in_flight += 1
             row.stream_requests += int(stream)
             row.images += images
