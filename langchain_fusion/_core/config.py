@@ -62,8 +62,8 @@ class RateLimit(BaseModel):
     """A provider's rate limit for one model: requests and tokens per window.
 
     Both counts hold over every moving window of `window_s` seconds (a burst may use a whole
-    window's allowance at once). Tokens are counted at admission: the prompt's estimated
-    tokens plus the call's `max_tokens` when set.
+    window's allowance at once), with `margin_s` to spare. Tokens are counted at admission:
+    the prompt's estimated tokens plus the call's `max_tokens` when set.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -74,8 +74,13 @@ class RateLimit(BaseModel):
     tpm: int | None = Field(default=None, ge=1)
     """Most tokens (estimated prompt tokens plus `max_tokens`) admitted in any window."""
 
-    window_s: int = Field(default=60, ge=1)
+    window_s: float = Field(default=60.0, gt=0)
     """Length of the window in seconds: 60 for per-minute limits; shorter in tests."""
+
+    margin_s: float = Field(default=1.0, ge=0)
+    """Seconds each request keeps counting after its window: a request reaches the provider
+    some time after it is let through (client CPU, a new connection), so a provider that
+    counts on arrival could otherwise see more than `rpm` in its window after a burst."""
 
     @model_validator(mode="after")
     def _something_limited(self) -> RateLimit:
