@@ -7,10 +7,11 @@ async and sync fusions, and fusions on different loops, share one budget. A call
 fails with a 429 carrying `Retry-After` pauses the model for every caller.
 
 The counting is `limits`' moving window over its thread-safe memory storage: at most `rpm`
-requests (and `tpm` tokens) start in any `window_s`-second window, which is what a
-provider's per-minute limit checks. `aiolimiter` was the other candidate: it is async only
-(sync fusions wait in threads without a loop) and a leaky bucket, which admits up to twice
-its rate within one window after a burst.
+requests (and `tpm` tokens) start in any window of `window_s + margin_s` seconds, so that
+a provider counting them on arrival, some time later, sees at most `rpm` in its window.
+`aiolimiter` was the other candidate: it is async only (sync fusions wait in threads
+without a loop) and a leaky bucket, which admits up to twice its rate within one window
+after a burst.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import TypeVar
 
-from limits import RateLimitItemPerSecond
+from limits import RateLimitItem
+from limits.limits import Granularity
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
@@ -51,8 +53,8 @@ class ModelLimiter:
     def __init__(self, model: str, limit: RateLimit) -> None:
         self.model = model
         self.limit = limit
-        self._requests = _item(limit.rpm, limit.window_s, "requests")
-        self._tokens = _item(limit.tpm, limit.window_s, "tokens")
+        self._requests = _item(limit.rpm, limit, "requests")
+        self._tokens = _item(limit.tpm, limit, "tokens")
         self._window = MovingWindowRateLimiter(_storage())
         self._lock = threading.Lock()
         self.paused_until = 0.0
@@ -86,7 +88,7 @@ class ModelLimiter:
             self.admitted += 1
         return 0.0
 
-    def _wait(self, item: RateLimitItemPerSecond, cost: int) -> float:
+    def _wait(self, item: _Window, cost: int) -> float:
         if self._window.test(item, self.model, cost=cost):
             return 0.0
         reset = self._window.get_window_stats(item, self.model).reset_time
@@ -118,10 +120,24 @@ class ModelLimiter:
             await asyncio.sleep(min(wait, _MAX_NAP_S))
 
 
-def _item(amount: int | None, window_s: int, what: str) -> RateLimitItemPerSecond | None:
+class _Window(RateLimitItem):
+    """`amount` per `multiples` milliseconds.
+
+    `limits` counts whole seconds at the finest, and windows here are float seconds plus a
+    margin; its memory storage takes float seconds as expiry.
+    """
+
+    GRANULARITY = Granularity(1, "fusion-millisecond")
+
+    def get_expiry(self) -> int:
+        return self.multiples / 1000  # type: ignore[return-value]
+
+
+def _item(amount: int | None, limit: RateLimit, what: str) -> _Window | None:
     if amount is None:
         return None
-    return RateLimitItemPerSecond(amount, window_s, namespace=f"fusion-{what}")
+    span = max(1, round((limit.window_s + limit.margin_s) * 1000))
+    return _Window(amount, span, namespace=f"fusion-{what}")
 
 
 def _nap(wait: float, end: float | None, model: str) -> float:
@@ -166,8 +182,10 @@ def _stricter(a: RateLimit, b: RateLimit) -> RateLimit:
         return rpm
     # Different windows cannot be merged into one item: keep the stricter request limit's
     # window and scale the token limit to it.
-    tokens = None if tpm.tpm is None else max(1, tpm.tpm * rpm.window_s // tpm.window_s)
-    return RateLimit(rpm=rpm.rpm, tpm=tokens, window_s=rpm.window_s)
+    tokens = None if tpm.tpm is None else max(1, int(tpm.tpm * rpm.window_s / tpm.window_s))
+    return RateLimit(
+        rpm=rpm.rpm, tpm=tokens, window_s=rpm.window_s, margin_s=max(a.margin_s, b.margin_s)
+    )
 
 
 def _storage() -> MemoryStorage:
