@@ -65,6 +65,21 @@ class ModelStats(BaseModel):
     """When each request arrived (`time.time()`), in order: to check rate limits over any
     window. Left empty in `totals`."""
 
+    def most_requests_within(self, window_s: float) -> int:
+        """The most requests that arrived within any `window_s` seconds (a half-open window)."""
+        return most_within(self.request_times, window_s)
+
+
+def most_within(times: Iterable[float], window_s: float) -> int:
+    """The most of `times` inside any half-open window of `window_s` seconds."""
+    ordered = sorted(times)
+    most = end = 0
+    for start, first in enumerate(ordered):
+        while end < len(ordered) and ordered[end] < first + window_s:
+            end += 1
+        most = max(most, end - start)
+    return most
+
 
 class Stats(BaseModel):
     """Everything the simulator served: per model, totals, and rejected requests."""

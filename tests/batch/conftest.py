@@ -8,6 +8,9 @@ import pytest
 
 from langchain_fusion._runtime import limits
 from langchain_fusion.sim import Scenario, SimModel, Simulator, run_simulator
+from langchain_fusion.sim._stats import most_within as max_in_window
+
+__all__ = ["MODELS", "max_in_window", "quick_scenario"]
 
 MODELS = ("t/alpha", "t/beta", "t/gamma")
 
@@ -40,15 +43,3 @@ def fresh_limiters() -> Iterator[None]:
     limits.clear()
     yield
     limits.clear()
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most timestamps within any half-open window of `window` seconds."""
-    times = sorted(times)
-    best = 0
-    j = 0
-    for i, start in enumerate(times):
-        while j < len(times) and times[j] < start + window:
-            j += 1
-        best = max(best, j - i)
-    return best

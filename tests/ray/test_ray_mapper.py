@@ -18,7 +18,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
 from langchain_fusion import FusionChatModel  # noqa: E402
-from langchain_fusion.sim import Scenario, SimModel  # noqa: E402
+from langchain_fusion.sim import Scenario, SimModel, Stats  # noqa: E402
 
 MODELS = ("t/alpha", "t/beta", "t/gamma")
 RPM = 10  # per actor, per window
@@ -101,16 +101,6 @@ def make_fusion_factory(base_url: str) -> Any:
     return make_fusion
 
 
-def max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, j = 0, 0
-    for i, start in enumerate(times):
-        while j < len(times) and times[j] < start + window:
-            j += 1
-        best = max(best, j - i)
-    return best
-
-
 def test_fusion_mapper_on_two_actors(local_ray: None, sim_url: str) -> None:
     from langchain_fusion.integrations.ray import FusionMapper
 
@@ -143,13 +133,12 @@ def test_fusion_mapper_on_two_actors(local_ray: None, sim_url: str) -> None:
     assert json.loads(first["report"])["mode"] == "best_of"
     assert json.loads(first["usage"])["total_tokens"] > 0
 
-    stats = httpx.get(f"{sim_url}/stats").json()["models"]
+    stats = Stats.model_validate(httpx.get(f"{sim_url}/stats").json()).models
     for model in MODELS:
-        times = stats[model]["request_times"]
-        assert len(times) == ROWS
+        assert stats[model].requests == ROWS
         # Each actor holds its own limiter (limits are per process): two actors, twice the
         # per-actor rate at most. The limiter's default margin_s (1 s) covers the lag of a
         # request's arrival behind its admission (a fresh actor opens its connections).
-        assert max_in_window(times, WINDOW) <= 2 * RPM, model
+        assert stats[model].most_requests_within(WINDOW) <= 2 * RPM, model
     # 40 calls a model at 2 x 10 a window (plus margin) need two more after the first burst.
     assert elapsed > (ROWS / (2 * RPM) - 1) * (WINDOW + 1)
