@@ -180,3 +180,34 @@ def test_a_second_fusion_with_other_figures_gets_the_stricter() -> None:
     limiter = limits.limiter_for("m")
     assert limiter is not None
     assert limiter.limit == RateLimit(rpm=1, tpm=16, window_s=1)
+
+
+async def test_streamed_judge_calls_wait_for_their_slot_too(sim: Simulator) -> None:
+    # merge streams the judge's final answer (stream_call): both twins wait there too.
+    fusion = FusionChatModel(
+        pool=[MODELS[0], MODELS[1]],
+        judge=MODELS[2],
+        api_key="sk-test",
+        base_url=sim.openrouter_base_url,
+        mode="merge",
+        rate_limits={MODELS[2]: {"rpm": 2, "window_s": 1, "margin_s": 0.2}},
+    )
+    started = time.monotonic()
+    chunks = [c async for c in fusion.astream("Streamed A?")]
+    chunks += await asyncio.to_thread(lambda: list(fusion.stream("Streamed B?")))
+    elapsed = time.monotonic() - started
+    assert chunks
+    # Two fusions, two judge calls each (comparison, then the streamed answer): the
+    # third and fourth call wait for the first two to leave the window.
+    times = sim.stats().models[MODELS[2]].request_times
+    assert len(times) == 4
+    assert max_in_window(times, 1.0) <= 2
+    assert elapsed >= 1.2
+
+
+def test_fusionllm_takes_rate_limits_too() -> None:
+    pytest.importorskip("llama_index.core", reason="the llamaindex extra is not installed")
+    from llamaindex_fusion import FusionLLM
+
+    llm = FusionLLM(pool=["a/b"], judge="a/b", api_key="k", rate_limits={"a/b": {"rpm": 5}})
+    assert llm.rate_limits["a/b"].rpm == 5
