@@ -96,7 +96,12 @@ async def _run(args: argparse.Namespace, fusion: Any, progress: Progress) -> Bat
 
 
 def batch(args: argparse.Namespace) -> int:
-    """Run `fusion batch`; 0 when every row answered, 1 when some failed, 2 on bad usage."""
+    """Run `fusion batch`.
+
+    Returns:
+        0 when every row is answered; 1 when some failed or were not started (budget); 2 on
+        bad usage; 130 when interrupted.
+    """
     if args.concurrency < 1:
         print("error: --concurrency must be 1 or more", file=sys.stderr)
         return 2
@@ -125,4 +130,4 @@ def batch(args: argparse.Namespace) -> int:
             return 130
         progress.close()
     print(summary.text(bad_rows=False), file=sys.stderr)
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.not_started else 0
