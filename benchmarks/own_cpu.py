@@ -41,7 +41,6 @@ from langchain_core.runnables import Runnable
 
 from langchain_fusion import FusionChatModel
 from langchain_fusion._runtime import drivers
-from langchain_fusion._runtime.calls import runnable_for
 from langchain_fusion._runtime.steps import Call, FanOut
 from langchain_fusion.testing import FakeChatModel, FakeJudge
 
@@ -75,7 +74,7 @@ def record_calls(fusion: FusionChatModel, sync: bool) -> Recorded:
     steps: Recorded = []
 
     def record(calls: list[Call]) -> None:
-        steps.append([(runnable_for(c)[0], c.messages, c.kwargs) for c in calls])
+        steps.append([(c.member.runnable, c.messages, c.kwargs) for c in calls])
 
     originals = (drivers.AsyncDriver._perform, drivers.SyncDriver._perform)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -58,6 +59,37 @@ class ModelPrice(BaseModel):
 
     completion: float = Field(ge=0)
     """USD per output (completion) token."""
+
+
+class RateLimit(BaseModel):
+    """A provider's rate limit for one model: requests and tokens per window.
+
+    Both counts hold over every moving window of `window_s` seconds (a burst may use a whole
+    window's allowance at once), with `margin_s` to spare. Tokens are counted at admission:
+    the prompt's estimated tokens plus the call's `max_tokens` when set.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=1)
+    """Most requests started in any window."""
+
+    tpm: int | None = Field(default=None, ge=1)
+    """Most tokens (estimated prompt tokens plus `max_tokens`) admitted in any window."""
+
+    window_s: float = Field(default=60.0, gt=0)
+    """Length of the window in seconds: 60 for per-minute limits; shorter in tests."""
+
+    margin_s: float = Field(default=1.0, ge=0)
+    """Seconds each request keeps counting after its window: a request reaches the provider
+    some time after it is let through (client CPU, a new connection), so a provider that
+    counts on arrival could otherwise see more than `rpm` in its window after a burst."""
+
+    @model_validator(mode="after")
+    def _something_limited(self) -> RateLimit:
+        if self.rpm is None and self.tpm is None:
+            raise ValueError("a rate limit needs rpm, tpm or both: e.g. {'rpm': 500}")
+        return self
 
 
 class FusionSettings(BaseModel):
@@ -146,6 +178,13 @@ class FusionSettings(BaseModel):
 
     hedge_after: float = Field(default=1.0, gt=0)
     """Seconds a member with a hedge may go without a first token before its backup starts."""
+
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
+    """`{model or slug: {"rpm": ..., "tpm": ..., "window_s": 60}}`: each call to that model
+    waits for a slot, shared by every fusion in the process that calls the model; a 429 with
+    `Retry-After` pauses the model for all of them. The wait counts against the call's
+    timeout and the fusion's deadline. Limits are per process: divide a provider's limit
+    among the processes (e.g. Ray actors) that call it."""
 
     if not TYPE_CHECKING:  # type checkers keep pydantic's typed constructor
 

@@ -26,7 +26,6 @@ class Outcome:
         round: The debate round (0 for the first answers and every other mode).
         step: What the call was for (`"answer"`, `"revise"`, `"verdict"`, `"compare"`,
             `"synthesis"`, ...).
-        structured: The parsed object of a structured-output judge call.
         abandoned: The call was given up while its request was still running and could not
             be interrupted (sync fusions): the provider may bill tokens this report lacks.
         usage_unknown: The call's usage may be missing: it was given up after its request
@@ -48,7 +47,6 @@ class Outcome:
     latency_s: float = 0.0
     round: int = 0
     step: str = "answer"
-    structured: object | None = None
     abandoned: bool = False
     usage_unknown: bool = False
     made: bool = True

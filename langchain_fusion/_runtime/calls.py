@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import RunnableConfig
 
 from langchain_fusion._core.outcome import Outcome, Status, describe_error
 from langchain_fusion._runtime.chunks import as_ai_message, merge_chunks
@@ -21,18 +21,6 @@ ConfigFor = Callable[[Call], RunnableConfig]
 QUEUE_POLL_S = 0.02
 
 
-def runnable_for(call: Call) -> tuple[Runnable[Any, Any], bool]:
-    """What to invoke for `call`, and whether it returns `include_raw` structured output.
-
-    Always the participant as given, replying with a message: the judge's verdicts and
-    comparisons are read from that raw message by the tolerant parser, never through a
-    provider's structured-output method, which may raise on a reply that does not validate
-    (`ChatOpenAI`'s default `json_schema` method does, inside the SDK) and lose the message,
-    and the usage the provider billed, with it.
-    """
-    return call.member.runnable, False
-
-
 def finish_error(message: AIMessage) -> str | None:
     """The error of a response that ended with `finish_reason == "error"`, else None."""
     meta = message.response_metadata or {}
@@ -42,17 +30,15 @@ def finish_error(message: AIMessage) -> str | None:
     return None
 
 
-def outcome_of(call: Call, value: Any, structured: bool, started: float) -> Outcome:
-    """Turn a call's return value into an `Outcome` (an error finish is a failure)."""
+def outcome_of(call: Call, value: Any, started: float) -> Outcome:
+    """Turn a call's return value into an `Outcome` (an error finish is a failure).
+
+    Every call, the judge's included, returns a message: the judge's verdicts are read from
+    its raw text (`_runtime/modes/judging.py`), never through a provider's structured-output
+    method, which may raise on an off-schema reply and lose it with the usage it billed.
+    """
     ended = time.monotonic()
     latency = ended - started
-    parsed: object | None = None
-    parse_error: str | None = None
-    if structured and isinstance(value, dict):
-        parsed = value.get("parsed")
-        if value.get("parsing_error") is not None:
-            parse_error = describe_error(value["parsing_error"])
-        value = value.get("raw")
     message = as_ai_message(value)
     error = finish_error(message)
     # A hedged member: the copy that answered may be another model, and a loser that ran
@@ -65,11 +51,10 @@ def outcome_of(call: Call, value: Any, structured: bool, started: float) -> Outc
         role=call.role,
         status="error" if error else "ok",
         message=message,
-        error=error or parse_error,
+        error=error,
         latency_s=latency,
         round=call.round,
         step=call.step,
-        structured=parsed,
         abandoned=loser == "abandoned",
         usage_unknown=loser is not None,
         started_at=started,
@@ -120,7 +105,7 @@ def stream_outcome(
         return outcome
     if merged is None:
         return failed(call, "error", "the stream ended without any output", started)
-    return outcome_of(call, merged, False, started)
+    return outcome_of(call, merged, started)
 
 
 def error_outcome(call: Call, exc: BaseException, started: float) -> Outcome:

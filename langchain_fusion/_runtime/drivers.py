@@ -29,12 +29,17 @@ from langchain_fusion._runtime.calls import (
     FanOutState,
     error_outcome,
     outcome_of,
-    runnable_for,
     stream_outcome,
     too_late,
 )
 from langchain_fusion._runtime.cancel import cancel_and_wait
 from langchain_fusion._runtime.chunks import answer_chunk, as_chunk, clean_chunk
+from langchain_fusion._runtime.limits import (
+    ainvoke_in_slot,
+    astream_in_slot,
+    invoke_in_slot,
+    stream_in_slot,
+)
 from langchain_fusion._runtime.steps import Call, Deadline, FanOut, FusionResult
 from langchain_fusion._runtime.workers import WORKERS
 
@@ -78,26 +83,27 @@ class AsyncDriver:
             if started is None:
                 return too_late(call)
             try:
-                value, structured = await self._invoke(call)
+                value = await self._invoke(call)
             except Exception as exc:
                 return error_outcome(call, exc, started)
-            return outcome_of(call, value, structured, started)
+            return outcome_of(call, value, started)
         finally:
             if self.semaphore is not None:
                 self.semaphore.release()
 
-    async def _invoke(self, call: Call) -> tuple[Any, bool]:
-        """Make the model call; its return value, and whether it is structured output."""
-        runnable, structured = runnable_for(call)
-        value = await runnable.ainvoke(call.messages, self.config_for(call), **call.kwargs)
-        return value, structured
+    async def _invoke(self, call: Call) -> Any:
+        """Make the model call once its model's rate-limit slot is free; its return value."""
+        runnable = call.member.runnable
+        return await ainvoke_in_slot(
+            call, lambda: runnable.ainvoke(call.messages, self.config_for(call), **call.kwargs)
+        )
 
     def _open_stream(self, call: Call) -> AsyncIterator[Any]:
-        """Start the model call as a stream."""
+        """Start the model call as a stream, once its model's rate-limit slot is free."""
         stream: AsyncIterator[Any] = call.member.runnable.astream(
             call.messages, self.config_for(call), **call.kwargs
         )
-        return stream
+        return astream_in_slot(call, stream)
 
     async def fan_out(self, fan: FanOut) -> list[Outcome]:
         """Run the calls concurrently under the fan-out's waiting rules."""
@@ -266,25 +272,34 @@ class SyncDriver:
             if started is None:
                 return too_late(call)
             try:
-                value, structured = self._invoke(call)
+                value = self._invoke(call, state)
             except Exception as exc:
                 return error_outcome(call, exc, started)
-            return outcome_of(call, value, structured, started)
+            return outcome_of(call, value, started)
         finally:
             if slots is not None:
                 slots.release()
 
-    def _invoke(self, call: Call) -> tuple[Any, bool]:
-        """Make the model call; its return value, and whether it is structured output."""
-        runnable, structured = runnable_for(call)
-        return runnable.invoke(call.messages, self.config_for(call), **call.kwargs), structured
+    def _invoke(self, call: Call, state: FanOutState) -> Any:
+        """Make the model call once its model's rate-limit slot is free; its return value.
 
-    def _open_stream(self, call: Call) -> Iterator[Any]:
-        """Start the model call as a stream."""
+        The wait for the slot is bounded by the call's timeout and the deadline, and ends
+        when the fan-out does.
+        """
+        runnable = call.member.runnable
+        return invoke_in_slot(
+            call,
+            lambda: runnable.invoke(call.messages, self.config_for(call), **call.kwargs),
+            self.deadline.bound(call.timeout),
+            lambda: state.over,
+        )
+
+    def _open_stream(self, call: Call, limit: float | None) -> Iterator[Any]:
+        """Start the model call as a stream, once its model's rate-limit slot is free."""
         stream: Iterator[Any] = call.member.runnable.stream(
             call.messages, self.config_for(call), **call.kwargs
         )
-        return stream
+        return stream_in_slot(call, stream, limit)
 
     def fan_out(self, fan: FanOut) -> list[Outcome]:
         """Run the calls concurrently under the fan-out's waiting rules."""
@@ -350,7 +365,7 @@ class SyncDriver:
         limit = self.deadline.bound(call.timeout)
         chunks: list[AIMessageChunk] = []
         first: float | None = None
-        stream = self._open_stream(call)
+        stream = self._open_stream(call, limit)
         try:
             for item in stream:
                 chunk = as_chunk(item)

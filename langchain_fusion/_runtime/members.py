@@ -30,8 +30,6 @@ class Member:
         runnable: What is called, exactly as the user passed it.
         chat_model: The chat model inside the wrappers.
         overrides: The user's capability overrides.
-        structured: The chat model's structured-output runnables by schema, built once
-            (`_runtime/calls.runnable_for`); shared by the copies `replace` makes.
     """
 
     name: str
@@ -39,9 +37,6 @@ class Member:
     runnable: Runnable[Any, Any]
     chat_model: BaseChatModel
     overrides: Mapping[str, bool] = field(default_factory=dict)
-    structured: dict[Any, Runnable[Any, Any] | None] = field(
-        default_factory=dict, compare=False, repr=False
-    )
 
     def capability(self, key: str) -> bool | None:
         """A capability (`image_inputs`, `tool_calling`...): override, else profile, else None."""
@@ -51,15 +46,6 @@ class Member:
     def accepts_images(self) -> bool:
         """Whether the member may receive images: unless known not to."""
         return self.capability("image_inputs") is not False
-
-    @property
-    def supports_structured_output(self) -> bool:
-        """Whether the chat model implements tool calling or structured output itself."""
-        cls = type(self.chat_model)
-        return (
-            cls.with_structured_output is not BaseChatModel.with_structured_output
-            or cls.bind_tools is not BaseChatModel.bind_tools
-        )
 
     @property
     def supports_tools(self) -> bool:

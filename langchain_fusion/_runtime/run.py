@@ -25,6 +25,7 @@ from langchain_fusion._core.outcome import Outcome
 from langchain_fusion._core.report import build_report
 from langchain_fusion._core.usage import Ledger
 from langchain_fusion._exceptions import FusionInputError, NotEnoughAnswersError
+from langchain_fusion._runtime.limits import register as register_limits
 from langchain_fusion._runtime.members import Member
 from langchain_fusion._runtime.steps import Call, FanOut, FusionResult
 from langchain_fusion._runtime.tool_choice import forces_tool_call
@@ -74,6 +75,7 @@ def prepare_run(
             "the members themselves"
         )
     settings = settings_for(kwargs)
+    register_limits(settings.rate_limits)
     members, judges = participants(settings.hedge_after)
     return FusionRun(
         members, judges, settings, conversation, stop, tools=tools, tool_choice=tool_choice

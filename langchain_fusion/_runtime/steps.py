@@ -13,7 +13,6 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
-from pydantic import BaseModel
 
 from langchain_fusion._core.outcome import Role
 from langchain_fusion._runtime.members import Member
@@ -30,7 +29,6 @@ class Call:
         step: What the call is for, recorded in its outcome.
         round: Debate round of the call.
         timeout: Seconds the call may take (bounded further by the fusion's deadline).
-        schema: Ask for structured output of this type where the model supports it.
         stream: The call's tokens may be streamed to the caller as the fused answer.
         stop: Stop sequences, given to the calls whose text becomes the fused answer.
         max_tokens: Cap on the call's output tokens (`max_tokens` keyword), if set.
@@ -42,16 +40,13 @@ class Call:
     step: str = "answer"
     round: int = 0
     timeout: float | None = None
-    schema: type[BaseModel] | None = None
     stream: bool = False
     stop: list[str] | None = None
     max_tokens: int | None = None
 
     @property
     def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for the model call (structured calls take none)."""
-        if self.schema is not None:
-            return {}
+        """Keyword arguments for the model call."""
         kwargs: dict[str, Any] = {}
         if self.stop:
             kwargs["stop"] = self.stop

@@ -3,6 +3,7 @@
 ```
 fusion ask "What is 17*23?" --mode debate
 fusion ask "Review this plan" --pool anthropic/claude-3.7-sonnet,openai/gpt-4o --json
+fusion batch questions.jsonl -o answers.jsonl --concurrency 16
 fusion sim --scenario my_scenario.yaml --port 8765
 fusion serve --config fusions.yaml --port 8000
 ```
@@ -22,6 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from langchain_fusion.cli._ask import ask, format_report
+from langchain_fusion.cli._batch import add_batch_parser
 from langchain_fusion.cli._provider import MODES, scenario_roles
 from langchain_fusion.cli._serve import add_parser as add_serve_parser
 
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask_parser.set_defaults(handler=ask)
     add_serve_parser(commands)
+    add_batch_parser(commands, [*MODES, *(m.replace("_", "-") for m in MODES if "_" in m)])
     sim = commands.add_parser(
         "sim",
         help="run the provider simulator (see `fusion sim --help`)",

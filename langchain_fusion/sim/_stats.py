@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
@@ -59,6 +60,25 @@ class ModelStats(BaseModel):
 
     tool_calls: int = 0
     """Tool calls in billed replies."""
+
+    request_times: list[float] = Field(default_factory=list)
+    """When each request arrived (`time.time()`), in order: to check rate limits over any
+    window. Left empty in `totals`."""
+
+    def most_requests_within(self, window_s: float) -> int:
+        """The most requests that arrived within any `window_s` seconds (a half-open window)."""
+        return most_within(self.request_times, window_s)
+
+
+def most_within(times: Iterable[float], window_s: float) -> int:
+    """The most of `times` inside any half-open window of `window_s` seconds."""
+    ordered = sorted(times)
+    most = end = 0
+    for start, first in enumerate(ordered):
+        while end < len(ordered) and ordered[end] < first + window_s:
+            end += 1
+        most = max(most, end - start)
+    return most
 
 
 class Stats(BaseModel):
@@ -123,6 +143,7 @@ class Recorder:
         with self._lock:
             row = self._models[model]
             row.requests += 1
+            row.request_times.append(time.time())
             row.in_flight += 1
             row.stream_requests += int(stream)
             row.images += images
