@@ -9,14 +9,23 @@ response (a body or a stream event with `error`, or `finish_reason: "error"`) ra
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    convert_to_openai_messages,
+)
 from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from langchain_fusion._exceptions import ProviderError
 from langchain_fusion._http import error_code, error_text
@@ -27,10 +36,27 @@ MODEL_PROVIDER = "openai"
 
 def request_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     """LangChain messages as chat-completions messages (tool calls, tool results, images)."""
-    from langchain_core.messages import convert_to_openai_messages
-
     converted = convert_to_openai_messages(list(messages))
     return converted if isinstance(converted, list) else [converted]
+
+
+def openai_tool(
+    tool: dict[str, Any] | type | Callable[..., Any] | BaseTool, strict: bool | None
+) -> dict[str, Any]:
+    """A tool in the chat-completions format (`{"type": "function", "function": ...}`).
+
+    A class (a pydantic model, a `TypedDict`) is converted once per `strict` and a copy of
+    that is returned: generating its JSON schema is the costly part, and a judge binds the
+    same schema on every call.
+    """
+    if isinstance(tool, type):
+        return copy.deepcopy(_class_tool(tool, strict))
+    return convert_to_openai_tool(tool, strict=strict)
+
+
+@functools.lru_cache(maxsize=256)
+def _class_tool(tool: type, strict: bool | None) -> dict[str, Any]:
+    return convert_to_openai_tool(tool, strict=strict)
 
 
 def usage_metadata(usage: dict[str, Any]) -> UsageMetadata:

@@ -44,7 +44,6 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import (
     ConfigDict,
     Field,
@@ -68,6 +67,7 @@ from langchain_fusion._http import (
 )
 from langchain_fusion._openai_format import (
     StreamReader,
+    openai_tool,
     parse_response,
     request_messages,
     sse_data,
@@ -255,7 +255,7 @@ class ChatOpenAICompatible(BaseChatModel):
             strict: Ask the endpoint for schema-exact arguments (where supported).
             **kwargs: Further request parameters bound with the tools.
         """
-        formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
+        formatted = [openai_tool(tool, strict) for tool in tools]
         if tool_choice is not None and tool_choice is not False:
             kwargs["tool_choice"] = _tool_choice(tool_choice, formatted)
         return self.bind(tools=formatted, **kwargs)
