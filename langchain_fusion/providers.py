@@ -25,14 +25,12 @@ What it does that a fusion member needs:
 - shares one connection pool per process (per event loop for async calls) with every other
   `ChatOpenAICompatible`, unless given its own clients (httpx2's, or httpx's);
 - asks for usage when streaming (`stream_usage`), whatever the `base_url`;
-- costs little client CPU per call (see `benchmarks/client_cpu.py`).
+- costs little client CPU per call (`benchmarks/client_cpu.py` measures it).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -72,22 +70,21 @@ from langchain_fusion._openai_format import (
     request_messages,
     sse_data,
 )
-
-#: OpenRouter's OpenAI-compatible API.
-OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
-#: Environment variable read for the OpenRouter API key.
-OPENROUTER_API_KEY_ENV = "OPENROUTER_API_KEY"
-#: Environment variable read for the OpenRouter base URL (e.g. a local simulator).
-OPENROUTER_API_BASE_ENV = "OPENROUTER_API_BASE"
-
-_SLUG_RE = re.compile(r"^[^\s/]+/\S+$")
+from langchain_fusion._openrouter import (
+    OPENROUTER_API_BASE_ENV,
+    OPENROUTER_API_KEY_ENV,
+    OPENROUTER_BASE_URL,
+    is_slug,
+    openrouter_base_url,
+)
 
 
 class ChatOpenAICompatible(BaseChatModel):
     """A chat model for any OpenAI-compatible chat-completions endpoint, over httpx2.
 
-    OpenRouter slugs in a fusion's pool become this model (see `openrouter_chat_model`);
-    point `base_url` at vLLM, Ollama, La Plateforme or any other compatible server.
+    OpenRouter slugs in a fusion's pool and judge become this model (with the fusion's
+    `api_key` and `base_url`); point `base_url` at vLLM, Ollama, La Plateforme or any other
+    compatible server.
 
     Setup:
         ```bash
@@ -438,61 +435,6 @@ def _tool_choice(choice: str | bool | dict[str, Any], tools: list[dict[str, Any]
     raise ValueError(f"unsupported tool_choice {choice!r}")
 
 
-# -- OpenRouter ------------------------------------------------------------------------------
-
-
-def is_slug(value: object) -> bool:
-    """Whether `value` is an OpenRouter model slug, `"vendor/model"` (variants allowed)."""
-    return isinstance(value, str) and bool(_SLUG_RE.match(value))
-
-
-def openrouter_api_key(api_key: SecretStr | str | None = None) -> SecretStr | None:
-    """`api_key`, else `OPENROUTER_API_KEY` from the environment, else None."""
-    if isinstance(api_key, SecretStr):
-        return api_key
-    value = api_key or os.environ.get(OPENROUTER_API_KEY_ENV)
-    return SecretStr(value) if value else None
-
-
-def openrouter_base_url(base_url: str | None = None) -> str:
-    """`base_url`, else `OPENROUTER_API_BASE` from the environment, else OpenRouter's API."""
-    return base_url or os.environ.get(OPENROUTER_API_BASE_ENV) or OPENROUTER_BASE_URL
-
-
-def openrouter_chat_model(
-    slug: str,
-    *,
-    api_key: SecretStr | str | None = None,
-    base_url: str | None = None,
-    **kwargs: Any,
-) -> ChatOpenAICompatible:
-    """The chat model an OpenRouter slug stands for in a fusion's pool.
-
-    Args:
-        slug: The OpenRouter model, e.g. `"anthropic/claude-3.7-sonnet"`.
-        api_key: The key; default `OPENROUTER_API_KEY`.
-        base_url: The API root; default `OPENROUTER_API_BASE`, else
-            `https://openrouter.ai/api/v1`.
-        **kwargs: Further `ChatOpenAICompatible` fields (`temperature`, `max_retries`...).
-
-    Raises:
-        ValueError: for a malformed slug, or when no API key is given or set.
-    """
-    if not is_slug(slug):
-        raise ValueError(
-            f"{slug!r} is not an OpenRouter slug: write it as 'vendor/model', e.g. 'openai/gpt-4o'"
-        )
-    key = openrouter_api_key(api_key)
-    if key is None:
-        raise ValueError(
-            f"the OpenRouter model {slug!r} needs an API key: pass api_key=... or set "
-            f"{OPENROUTER_API_KEY_ENV}"
-        )
-    return ChatOpenAICompatible(
-        model=slug, base_url=openrouter_base_url(base_url), api_key=key, **kwargs
-    )
-
-
 __all__ = [
     "OPENROUTER_API_BASE_ENV",
     "OPENROUTER_API_KEY_ENV",
@@ -501,7 +443,5 @@ __all__ = [
     "ProviderError",
     "ProviderTimeoutError",
     "is_slug",
-    "openrouter_api_key",
     "openrouter_base_url",
-    "openrouter_chat_model",
 ]

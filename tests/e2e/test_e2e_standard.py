@@ -51,8 +51,9 @@ def _running_sim(sim: Simulator) -> None:
 
 
 #: Clients of the members (ada, bob, cy) and of the judge, per suite.
-#: ChatOpenRouter costs ~4x the client CPU of ChatOpenAI per call (DESIGN.md), so each suite
-#: has one ChatOpenRouter member; the ChatOpenRouter judge is covered by test_e2e_modes.py.
+#: ChatOpenRouter costs several times the client CPU of ChatOpenAI per call
+#: (benchmarks/client_cpu.py), so each suite has one ChatOpenRouter member; the
+#: ChatOpenRouter judge is covered by test_e2e_modes.py.
 MIXES = {
     "best_of": (["openai", "openai", "openai"], "openai"),
     "merge": (["openai", "openrouter", "openai"], "openai"),
