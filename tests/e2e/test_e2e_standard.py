@@ -3,9 +3,10 @@
 Pool and judge are `ChatOpenAI` and `ChatOpenRouter` clients of the simulator (the same
 session simulator as the rest of this directory), one suite for each of the four modes, each
 with its own mix of clients. The scenario's models answer what the suite asks: tool calls
-are made when a tool is forced or named in the prompt (`magic_function(3)` gives `{"input": 3}` from the
-number in the prompt), structured output is filled from the requested schema, and a judge
-bound with the caller's tools writes the fused tool call from the candidates' proposals.
+are made when a tool is forced or named in the prompt (`magic_function(3)` gives
+`{"input": 3}` from the number in the prompt), structured output is filled from the
+requested schema, and a judge bound with the caller's tools writes the fused tool call from
+the candidates' proposals.
 
 Feature flags are what the fusion and the simulator really do: tool calling, tool choice
 and structured output (through tools) yes; JSON mode no (the fusion has no
@@ -30,6 +31,7 @@ from langchain_fusion.sim import Simulator
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("warm_async")]
 
 _SIM: list[Simulator] = []
+
 
 @pytest.fixture(autouse=True)
 def _running_sim(sim: Simulator) -> None:
