@@ -22,16 +22,20 @@ Medians are printed, and their ratios to the critical path measured in the same 
 the floor). `nominal` is the sum of the configured latencies of the critical path.
 
 Part 2, client CPU per fusion, best_of, `--concurrent` fusions started at once (default
-100), each client in a fresh child process: a warm-up round, then `--cpu-rounds` rounds
-(median). This process's `time.process_time()` over a round, divided by the fusions in it:
+100). Each pair below runs in a fresh child process: a warm-up round of each client, then
+`--cpu-rounds` rounds (default 5) of each in turn, so that the load of a shared machine
+falls on both alike; the child's `time.process_time()` over a round, divided by the fusions
+in it. Printed: the median per client, and the median of the round-by-round ratios (the
+figure the targets are checked on). The pairs:
 
-- chain:        the hand-written chain of part 1 on `ChatOpenAI` clients
-- fusion:       `FusionChatModel(mode="best_of")` on the same `ChatOpenAI` clients
-- httpx2:       a bare `httpx2.AsyncClient` fan-out (the connection limits of the slug
+- chain, fusion: the hand-written best_of chain of part 1, and
+                `FusionChatModel(mode="best_of")`, on the same `ChatOpenAI` clients
+- httpx2, fusion-slug:
+  - httpx2:       a bare `httpx2.AsyncClient` fan-out (the connection limits of the slug
                 members' shared pool) sending the very requests a fusion of slug members
                 sends (recorded from one such fusion: three members at once, then the judge
                 with its forced verdict tool), decoding every reply and validating the verdict
-- fusion-slug:  `FusionChatModel(mode="best_of")` whose members and judge are slugs
+  - fusion-slug:  `FusionChatModel(mode="best_of")` whose members and judge are slugs
                 (`ChatOpenAICompatible`, on its shared httpx2 pool)
 
 The targets (issue #12) are checked at the end: the fusion's best_of wall ratio no more
@@ -39,7 +43,7 @@ than 0.005 above the chain's, its CPU per fusion no more than the chain's, and t
 fusion's CPU per fusion no more than 1.5x the bare fan-out's.
 
 Run: `python benchmarks/overhead.py [--quick] [--repeats 5] [--modes best_of,merge,debate]
-[--concurrent 100] [--cpu-rounds 3] [--cpu-only | --wall-only]`
+[--concurrent 100] [--cpu-rounds 5] [--cpu-only | --wall-only]`
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ JUDGE_LATENCY = 0.1
 PROMPT = "Review this migration plan for operational risks: move the orders database tonight."
 JUDGE_CALLS = {"best_of": 1, "merge": 2, "debate": 1}
 MEMBER_ROUNDS = {"best_of": 1, "merge": 1, "debate": 2}
-CPU_KINDS = ("chain", "fusion", "httpx2", "fusion-slug")
+CPU_PAIRS = (("chain", "fusion"), ("httpx2", "fusion-slug"))
 ROUND_TIMEOUT = 300.0
 WARM_UP = 20
 WALL_TARGET = 0.005
@@ -321,57 +325,64 @@ async def bare_fan_out(base: str) -> Callable[[], Awaitable[list[str]]]:
     return call
 
 
-async def make_call(kind: str, base: str) -> Callable[[], Awaitable[list[str]]]:
-    """One best_of fusion's worth of work with client `kind`; returns the problems it saw."""
-    if kind == "httpx2":
-        return await bare_fan_out(base)
-    if kind == "fusion-slug":
+async def make_calls(pair: tuple[str, str], base: str) -> list[Callable[[], Awaitable[list[str]]]]:
+    """One best_of fusion's worth of work for each client of `pair`; each returns the problems
+    it saw. The chain and the fusion share the same `ChatOpenAI` clients."""
+    if pair == ("httpx2", "fusion-slug"):
         fusion = FusionChatModel(
             pool=list(LATENCY), judge=JUDGE, mode="best_of", api_key=API_KEY, base_url=_api(base)
         )
+        reference = await bare_fan_out(base)
     else:
         built = build(base, "best_of")
         fusion, chain = built["fusion"], built["chain"]
-        if kind == "chain":
 
-            async def chained() -> list[str]:
-                message = await chain.ainvoke(PROMPT)
-                return [] if message.content else ["the chain answered nothing"]
-
-            return chained
+        async def reference() -> list[str]:
+            message = await chain.ainvoke(PROMPT)
+            return [] if message.content else ["the chain answered nothing"]
 
     async def fused() -> list[str]:
         return _problems("best_of", await fusion.ainvoke(PROMPT))
 
-    return fused
+    return [reference, fused]
 
 
-async def child(kind: str, base: str, n: int, rounds: int) -> dict[str, Any]:
-    call = await make_call(kind, base)
-    await one_round(call, min(n, WARM_UP), ROUND_TIMEOUT)  # imports, connections, caches
-    results = [await one_round(call, n, ROUND_TIMEOUT) for _ in range(rounds)]
-    return {
-        "cpu_ms": statistics.median(r["cpu"] for r in results) / n * 1e3,
-        "cpu_runs": [r["cpu"] / n * 1e3 for r in results],
-        "errors": sum(len(r["errors"]) for r in results),
-        "error_samples": [e for r in results for e in r["errors"]][:3],
-    }
+async def child(pair: tuple[str, str], base: str, n: int, rounds: int) -> dict[str, Any]:
+    """Both clients of `pair` in this process, warmed up, then rounds of each in turn."""
+    calls = await make_calls(pair, base)
+    for call in calls:  # imports, connections, caches
+        await one_round(call, min(n, WARM_UP), ROUND_TIMEOUT)
+    results: list[list[dict[str, Any]]] = [[], []]
+    for _ in range(rounds):
+        for i, call in enumerate(calls):
+            results[i].append(await one_round(call, n, ROUND_TIMEOUT))
+    out: dict[str, Any] = {}
+    for kind, runs in zip(pair, results, strict=True):
+        out[kind] = {
+            "cpu_ms": statistics.median(r["cpu"] for r in runs) / n * 1e3,
+            "cpu_runs": [r["cpu"] / n * 1e3 for r in runs],
+            "errors": sum(len(r["errors"]) for r in runs),
+            "error_samples": [e for r in runs for e in r["errors"]][:3],
+        }
+    paired = [b["cpu"] / a["cpu"] for a, b in zip(results[0], results[1], strict=True)]
+    out[pair[1]]["paired_ratio"] = statistics.median(paired)
+    return out
 
 
-def run_child(sim: SimProcess, kind: str, n: int, rounds: int) -> dict[str, Any]:
+def run_child(sim: SimProcess, pair: tuple[str, str], n: int, rounds: int) -> dict[str, Any]:
     out = subprocess.run(
         [
-            *(sys.executable, __file__, "--child", kind, "--base", sim.base),
+            *(sys.executable, __file__, "--child", ",".join(pair), "--base", sim.base),
             *("--concurrent", str(n), "--cpu-rounds", str(rounds)),
         ],
         capture_output=True,
         text=True,
-        timeout=ROUND_TIMEOUT * (rounds + 3),
+        timeout=ROUND_TIMEOUT * (2 * rounds + 3),
         check=False,
         preexec_fn=die_with_parent if sys.platform == "linux" else None,
     )
     if out.returncode != 0:
-        raise RuntimeError(f"{kind} N={n} failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"{pair} N={n} failed:\n{out.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -407,21 +418,24 @@ def print_wall(result: dict[str, dict[str, float]]) -> None:
 
 
 def print_cpu(cpu: dict[str, dict[str, Any]], n: int) -> None:
-    print(f"\nclient CPU per fusion, best_of, {n} fusions at once (median of the rounds)")
+    print(
+        f"\nclient CPU per fusion, best_of, {n} fusions at once: median of the rounds, and of "
+        "the ratios\nround by round (each pair in one process, its two clients in turn)"
+    )
     bases = {"fusion": "chain", "fusion-slug": "httpx2"}
     rows = []
     for kind, r in cpu.items():
-        base = cpu.get(bases.get(kind, ""))
+        ratio = f"{r['paired_ratio']:.2f}x {bases[kind]}" if "paired_ratio" in r else ""
         rows.append(
             [
                 kind,
                 f"{r['cpu_ms']:.1f}",
                 " ".join(f"{x:.1f}" for x in r["cpu_runs"]),
-                f"{r['cpu_ms'] / base['cpu_ms']:.2f}x {bases[kind]}" if base else "",
+                ratio,
                 r["errors"],
             ]
         )
-    print(table(["client", "CPU ms/fusion", "rounds (ms)", "ratio", "errors"], rows))
+    print(table(["client", "CPU ms/fusion", "rounds (ms)", "paired ratio", "errors"], rows))
     for kind, r in cpu.items():
         for sample in r["error_samples"]:
             print(f"  {kind} error: {sample}")
@@ -442,22 +456,24 @@ def print_targets(wall: dict[str, dict[str, float]], cpu: dict[str, dict[str, An
         )
     if "fusion" in cpu and "chain" in cpu:
         fusion, chain = cpu["fusion"]["cpu_ms"], cpu["chain"]["cpu_ms"]
+        ratio = cpu["fusion"]["paired_ratio"]
         rows.append(
             [
                 "best_of CPU ms/fusion <= chain's",
                 f"{fusion:.1f}",
-                f"{chain:.1f}",
-                "yes" if fusion <= chain else "NO",
+                f"{chain:.1f} ({ratio:.2f}x)",
+                "yes" if ratio <= 1.0 else "NO",
             ]
         )
     if "fusion-slug" in cpu and "httpx2" in cpu:
         slug, bare = cpu["fusion-slug"]["cpu_ms"], cpu["httpx2"]["cpu_ms"]
+        ratio = cpu["fusion-slug"]["paired_ratio"]
         rows.append(
             [
                 f"slug CPU ms/fusion <= {SLUG_TARGET}x bare httpx2",
                 f"{slug:.1f}",
-                f"{bare:.1f} ({slug / bare:.2f}x)",
-                "yes" if slug <= SLUG_TARGET * bare else "NO",
+                f"{bare:.1f} ({ratio:.2f}x)",
+                "yes" if ratio <= SLUG_TARGET else "NO",
             ]
         )
     if rows:
@@ -471,15 +487,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="default 5 (quick: 2)")
     parser.add_argument("--modes", default=None, help="default best_of,merge,debate")
     parser.add_argument("--concurrent", type=int, default=100, help="fusions at once (part 2)")
-    parser.add_argument("--cpu-rounds", type=int, default=None, help="default 3 (quick: 1)")
+    parser.add_argument("--cpu-rounds", type=int, default=None, help="default 5 (quick: 1)")
     parser.add_argument("--cpu-only", action="store_true", help="part 2 only")
     parser.add_argument("--wall-only", action="store_true", help="part 1 only")
-    parser.add_argument("--child", choices=CPU_KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    rounds = args.cpu_rounds or (1 if args.quick else 3)
+    rounds = args.cpu_rounds or (1 if args.quick else 5)
     if args.child:
-        result = asyncio.run(child(args.child, args.base, args.concurrent, rounds))
+        pair = tuple(args.child.split(","))
+        assert pair in CPU_PAIRS, pair
+        result = asyncio.run(child(pair, args.base, args.concurrent, rounds))  # type: ignore[arg-type]
         print(dump(result))
         return
     repeats = args.repeats or (2 if args.quick else 5)
@@ -498,9 +516,10 @@ def main() -> None:
             wall = measure_wall(sim.base, modes, repeats)
             print_wall(wall)
         if not args.wall_only:
-            for kind in CPU_KINDS:
-                cpu[kind] = r = run_child(sim, kind, args.concurrent, rounds)
-                print(f"  ... {kind:<12} {r['cpu_ms']:7.1f} ms CPU/fusion", flush=True)
+            for pair in CPU_PAIRS:
+                cpu.update(run_child(sim, pair, args.concurrent, rounds))
+                for kind in pair:
+                    print(f"  ... {kind:<12} {cpu[kind]['cpu_ms']:7.1f} ms CPU/fusion", flush=True)
             print_cpu(cpu, args.concurrent)
     print_targets(wall, cpu)
     print(f"\nload after the run: {os.getloadavg()[0]:.2f}")
