@@ -10,8 +10,8 @@ three members called concurrently, then one judge call that picks a winner (best
                 OpenAI SDK uses (1000 connections, 100 kept alive): the floor. httpx2 is
                 pydantic's fork of httpx, whose connection pool does not rescan every
                 connection on every request; with `httpx` (`--clients httpx,...`) that pool
-                (httpcore 1.0.9) costs 2.5-4x more CPU at these concurrencies, which would
-                make it no floor at all
+                (httpcore 1.0.9) costs several times more CPU at these concurrencies
+                (benchmarks/README.md), which would make it no floor at all
 - httpx:        (on request) the same with `httpx`
 - ChatOpenAI:   the same calls made with `ChatOpenAI` (`ainvoke`; the judge through
                 `with_structured_output(..., include_raw=True)`, as the fusion calls it),
