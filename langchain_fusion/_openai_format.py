@@ -24,11 +24,12 @@ from langchain_core.messages import (
 from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from langchain_fusion._exceptions import ProviderError
-from langchain_fusion._http import error_code, error_text
+from langchain_fusion._http import Response, error_code, error_text
 
 #: The `model_provider` LangChain reads to interpret content blocks: the wire format.
 MODEL_PROVIDER = "openai"
@@ -150,6 +151,35 @@ def parse_response(body: Any) -> AIMessage:
         usage_metadata=usage_metadata(usage) if isinstance(usage, dict) else None,
         response_metadata=_metadata(body, finish_reason),
         id=body.get("id"),
+    )
+
+
+def json_body(response: Response) -> Any:
+    """The JSON body of a read response.
+
+    Raises:
+        ProviderError: for a body that is not JSON.
+    """
+    try:
+        return json.loads(response.content)
+    except ValueError as exc:
+        raise ProviderError(
+            f"malformed JSON from {response.request.url.host}: {exc}",
+            status_code=response.status_code,
+        ) from None
+
+
+def chat_result(body: Any) -> ChatResult:
+    """A non-streaming chat-completions body as LangChain's `ChatResult`, usage in `llm_output`.
+
+    Raises:
+        ProviderError: as `parse_response`.
+    """
+    message = parse_response(body)
+    usage = message.response_metadata.get("token_usage")
+    return ChatResult(
+        generations=[ChatGeneration(message=message)],
+        llm_output={"token_usage": usage, "model_name": message.response_metadata["model_name"]},
     )
 
 

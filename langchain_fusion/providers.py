@@ -30,7 +30,6 @@ What it does that a fusion member needs:
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -39,7 +38,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from pydantic import (
@@ -55,7 +54,6 @@ from langchain_fusion._http import (
     TRANSPORT_ERRORS,
     AsyncClient,
     Request,
-    Response,
     RetryPolicy,
     SyncClient,
     aclose_response,
@@ -65,8 +63,9 @@ from langchain_fusion._http import (
 )
 from langchain_fusion._openai_format import (
     StreamReader,
+    chat_result,
+    json_body,
     openai_tool,
-    parse_response,
     request_messages,
     sse_data,
 )
@@ -312,7 +311,7 @@ class ChatOpenAICompatible(BaseChatModel):
         client = self._sync_client()
         request = self._request(client, self._payload(messages, stop, False, **kwargs))
         response = send(client, request, self._policy(), stream=False)
-        return _result(_json_body(response))
+        return chat_result(json_body(response))
 
     async def _agenerate(
         self,
@@ -324,7 +323,7 @@ class ChatOpenAICompatible(BaseChatModel):
         client = self._async_client()
         request = self._request(client, self._payload(messages, stop, False, **kwargs))
         response = await asend(client, request, self._policy(), stream=False)
-        return _result(_json_body(response))
+        return chat_result(json_body(response))
 
     def _stream(
         self,
@@ -395,25 +394,6 @@ class ChatOpenAICompatible(BaseChatModel):
 
 def _broken(reader: StreamReader) -> str:
     return f"the stream broke after {reader.events} events" if reader.events else ""
-
-
-def _json_body(response: Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except ValueError as exc:
-        raise ProviderError(
-            f"malformed JSON from {response.request.url.host}: {exc}",
-            status_code=response.status_code,
-        ) from None
-
-
-def _result(body: Any) -> ChatResult:
-    message = parse_response(body)
-    usage = message.response_metadata.get("token_usage")
-    return ChatResult(
-        generations=[ChatGeneration(message=message)],
-        llm_output={"token_usage": usage, "model_name": message.response_metadata["model_name"]},
-    )
 
 
 def _tool_choice(choice: str | bool | dict[str, Any], tools: list[dict[str, Any]]) -> Any:
