@@ -7,6 +7,7 @@ bounded in count and in time.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import math
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -202,3 +203,36 @@ def machine() -> str:
 def dump(obj: Any) -> str:
     """Compact JSON (for child processes reporting to their parent)."""
     return json.dumps(obj, separators=(",", ":"))
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds used so far by process `pid` (user + system)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def one_round(
+    call: Callable[[], Awaitable[list[str]]], n: int, timeout: float
+) -> dict[str, Any]:
+    """`n` calls started at once: this process's CPU and the wall time they took, and errors.
+
+    `call` returns the problems it saw (an empty list when all went well); an exception
+    counts as one problem.
+    """
+    errors: list[str] = []
+
+    async def guarded() -> None:
+        try:
+            problems = await call()
+        except Exception as exc:
+            problems = [f"{type(exc).__name__}: {exc}"]
+        errors.extend(problems)
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(guarded() for _ in range(n))), timeout)
+    return {
+        "cpu": time.process_time() - cpu,
+        "wall": time.perf_counter() - wall,
+        "errors": errors,
+    }

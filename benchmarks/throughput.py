@@ -10,8 +10,8 @@ three members called concurrently, then one judge call that picks a winner (best
                 OpenAI SDK uses (1000 connections, 100 kept alive): the floor. httpx2 is
                 pydantic's fork of httpx, whose connection pool does not rescan every
                 connection on every request; with `httpx` (`--clients httpx,...`) that pool
-                (httpcore 1.0.9) costs 2.5-4x more CPU at these concurrencies, which would
-                make it no floor at all
+                (httpcore 1.0.9) costs several times more CPU at these concurrencies
+                (benchmarks/README.md), which would make it no floor at all
 - httpx:        (on request) the same with `httpx`
 - ChatOpenAI:   the same calls made with `ChatOpenAI` (`ainvoke`; the judge through
                 `with_structured_output(..., include_raw=True)`, as the fusion calls it),
@@ -48,7 +48,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +62,8 @@ from _common import (
     dump,
     lighter_member_class,
     machine,
+    one_round,
+    server_cpu,
     table,
 )
 from pydantic import BaseModel, Field
@@ -225,30 +226,11 @@ def rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-async def one_round(call: Callable[[], Awaitable[list[str]]], n: int) -> dict[str, Any]:
-    errors: list[str] = []
-
-    async def guarded() -> None:
-        try:
-            problems = await call()
-        except Exception as exc:
-            problems = [f"{type(exc).__name__}: {exc}"]
-        errors.extend(problems)
-
-    cpu, wall = time.process_time(), time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(guarded() for _ in range(n))), ROUND_TIMEOUT)
-    return {
-        "cpu": time.process_time() - cpu,
-        "wall": time.perf_counter() - wall,
-        "errors": errors,
-    }
-
-
 async def child(kind: str, base: str, n: int, rounds: int) -> dict[str, Any]:
     call = make_fusion_call(kind, base)
-    await one_round(call, min(n, WARM_UP))  # warm-up: imports, connections, caches
+    await one_round(call, min(n, WARM_UP), ROUND_TIMEOUT)  # warm-up: imports, connections, caches
     rss_start = rss_mib()
-    results = [await one_round(call, n) for _ in range(rounds)]
+    results = [await one_round(call, n, ROUND_TIMEOUT) for _ in range(rounds)]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "cpu_ms": statistics.median(r["cpu"] for r in results) / n * 1e3,
@@ -262,13 +244,6 @@ async def child(kind: str, base: str, n: int, rounds: int) -> dict[str, Any]:
 
 
 # -- the parent ----------------------------------------------------------------------------------
-
-
-def server_cpu(pid: int) -> float:
-    """CPU seconds used so far by process `pid` (user + system)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_child(sim: SimProcess, kind: str, n: int, rounds: int) -> dict[str, Any]:

@@ -16,7 +16,6 @@ Needs: `pip install "llm-fusion[sim]" langgraph langchain-openai`
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -28,6 +27,10 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import BaseTool, tool
 
 from langchain_fusion import FusionChatModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for examples/_provider.py
+
+from _provider import provider
 
 SCENARIO = Path(__file__).with_name("scenarios") / "showcase.yaml"
 QUESTION = "What is the weather in Paris and the local time in Tokyo?"
@@ -63,28 +66,13 @@ TOOLS: list[BaseTool] = [get_weather, get_local_time]
 @contextmanager
 def fusion(mode: str) -> Iterator[tuple[FusionChatModel, str]]:
     """The fusion and where its models run: OpenRouter with a key, else the simulator."""
-    if os.environ.get("OPENROUTER_API_KEY"):
-        # Slugs resolve to OpenRouter chat models, keyed by OPENROUTER_API_KEY.
-        model = FusionChatModel(pool=OPENROUTER_POOL, judge=OPENROUTER_JUDGE, mode=mode)
-        yield model, "OpenRouter (OPENROUTER_API_KEY)"
-        return
-    from langchain_openai import ChatOpenAI
-
-    from langchain_fusion.sim import run_simulator
-
-    with run_simulator(SCENARIO) as sim:
-
-        def chat(model: str) -> ChatOpenAI:
-            return ChatOpenAI(
-                model=model,
-                base_url=sim.openai_base_url,
-                api_key="sk-sim",
-                max_retries=0,
-                stream_usage=True,
-            )
-
-        model = FusionChatModel(pool=[chat(m) for m in SIM_POOL], judge=chat(SIM_JUDGE), mode=mode)
-        yield model, f"local simulator at {sim.base_url} ({SCENARIO.name})"
+    with provider(SCENARIO) as where:
+        if where.openrouter:  # slugs, keyed by OPENROUTER_API_KEY
+            model = FusionChatModel(pool=OPENROUTER_POOL, judge=OPENROUTER_JUDGE, mode=mode)
+        else:
+            pool = [where.chat_openai(m) for m in SIM_POOL]
+            model = FusionChatModel(pool=pool, judge=where.chat_openai(SIM_JUDGE), mode=mode)
+        yield model, where.description
 
 
 def make_agent(model: Any, tools: list[BaseTool]) -> Any:
@@ -121,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", default="merge", choices=["best_of", "merge", "debate", "vote"])
     mode = parser.parse_args(argv).mode
     with fusion(mode) as (model, where):
-        print(f"provider: {where}")
+        print(where)
         agent = make_agent(model, TOOLS)
         print(f"Q: {QUESTION}")
         result = agent.invoke({"messages": [HumanMessage(QUESTION)]})

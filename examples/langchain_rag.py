@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
-import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +34,10 @@ from langchain_core.runnables import Runnable, RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 
 from langchain_fusion import FusionChatModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for examples/_provider.py
+
+from _provider import provider
 
 SCENARIO = Path(__file__).with_name("scenarios") / "showcase.yaml"
 QUESTIONS = ["Why is the sky blue?", "What does quorum do in a fusion?"]
@@ -103,27 +107,13 @@ class FusionReports(BaseCallbackHandler):
 @contextmanager
 def fusion(mode: str) -> Iterator[tuple[FusionChatModel, str]]:
     """The fusion and where its models run: OpenRouter with a key, else the simulator."""
-    if os.environ.get("OPENROUTER_API_KEY"):
-        model = FusionChatModel(pool=OPENROUTER_POOL, judge=OPENROUTER_JUDGE, mode=mode)
-        yield model, "OpenRouter (OPENROUTER_API_KEY)"
-        return
-    from langchain_openai import ChatOpenAI
-
-    from langchain_fusion.sim import run_simulator
-
-    with run_simulator(SCENARIO) as sim:
-
-        def chat(model: str) -> ChatOpenAI:
-            return ChatOpenAI(
-                model=model,
-                base_url=sim.openai_base_url,
-                api_key="sk-sim",
-                max_retries=0,
-                stream_usage=True,
-            )
-
-        model = FusionChatModel(pool=[chat(m) for m in SIM_POOL], judge=chat(SIM_JUDGE), mode=mode)
-        yield model, f"local simulator at {sim.base_url} ({SCENARIO.name})"
+    with provider(SCENARIO) as where:
+        if where.openrouter:  # slugs, keyed by OPENROUTER_API_KEY
+            model = FusionChatModel(pool=OPENROUTER_POOL, judge=OPENROUTER_JUDGE, mode=mode)
+        else:
+            pool = [where.chat_openai(m) for m in SIM_POOL]
+            model = FusionChatModel(pool=pool, judge=where.chat_openai(SIM_JUDGE), mode=mode)
+        yield model, where.description
 
 
 def format_docs(docs: list[Document]) -> str:
@@ -141,14 +131,14 @@ def rag_chain(retriever: Runnable, model: Runnable) -> Runnable:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", default="merge", choices=["best_of", "merge", "debate"])
+    parser.add_argument("--mode", default="merge", choices=["best_of", "merge", "debate", "vote"])
     parser.add_argument("question", nargs="*", help="questions (default: two samples)")
     args = parser.parse_args(argv)
     store = InMemoryVectorStore(HashingEmbeddings())
     store.add_documents([Document(page_content=text) for text in CORPUS])
     retriever = store.as_retriever(search_kwargs={"k": 2})
     with fusion(args.mode) as (model, where):
-        print(f"provider: {where}")
+        print(where)
         chain = rag_chain(retriever, model)
         for question in args.question or QUESTIONS:
             reports = FusionReports()

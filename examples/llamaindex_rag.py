@@ -16,10 +16,11 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from llama_index.core import Document, VectorStoreIndex
@@ -31,6 +32,10 @@ from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
 from pydantic import Field
 
 from llamaindex_fusion import FusionLLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for examples/_provider.py
+
+from _provider import provider
 
 QUESTION = "Why is the sky blue?"
 DOCUMENTS = [
@@ -93,27 +98,12 @@ class FusionReports(BaseEventHandler):
 @contextmanager
 def models() -> Iterator[tuple[list[Any], Any, str]]:
     """The pool and judge: OpenRouter slugs with a key, else the local simulator."""
-    if os.environ.get("OPENROUTER_API_KEY"):
-        yield list(OPENROUTER_POOL), OPENROUTER_JUDGE, "OpenRouter"  # FusionLLM reads the key
-        return
-    from llama_index.llms.openai_like import OpenAILike
-
-    from langchain_fusion.sim import run_simulator
-
-    with run_simulator() as sim:
-
-        def client(model: str) -> OpenAILike:
-            return OpenAILike(
-                model=model,
-                api_base=sim.openai_base_url,
-                api_key="sk-sim",
-                is_chat_model=True,
-                is_function_calling_model=True,
-                context_window=32768,
-                max_retries=0,
-            )
-
-        yield [client(m) for m in SIM_POOL], client(SIM_JUDGE), f"simulator at {sim.base_url}"
+    with provider() as where:
+        if where.openrouter:  # slugs: FusionLLM reads OPENROUTER_API_KEY
+            yield list(OPENROUTER_POOL), OPENROUTER_JUDGE, where.description
+            return
+        pool = [where.openai_like(m) for m in SIM_POOL]
+        yield pool, where.openai_like(SIM_JUDGE), where.description
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -138,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     dispatcher.add_event_handler(reports)
     try:
         with models() as (pool, judge, where):
-            print(f"models: {where}")
+            print(where)
             llm = FusionLLM(pool=pool, judge=judge, mode=args.mode)
             index = VectorStoreIndex.from_documents(
                 [Document(text=d) for d in DOCUMENTS], embed_model=HashEmbedding()

@@ -1,8 +1,9 @@
-"""Each fusion mode over OpenRouter slugs, answered offline by the bundled simulator.
+"""Each of the four fusion modes over OpenRouter slugs, offline on the bundled simulator.
 
-The pool and judge are OpenRouter slugs; `base_url` points them at the local simulator
-(real HTTP on 127.0.0.1, the simulated models of the bundled demo scenario). With a real
-key, drop `base_url` and use real slugs such as "anthropic/claude-3.7-sonnet".
+The pool and judge are OpenRouter slugs. With `OPENROUTER_API_KEY` set they go to
+OpenRouter (real slugs such as "anthropic/claude-3.7-sonnet"); otherwise `base_url` points
+simulated slugs at the local simulator (real HTTP on 127.0.0.1, the bundled demo scenario).
+The first line printed says which.
 
 Run: `python examples/quickstart.py`
 """
@@ -11,19 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from pathlib import Path
 
 from langchain_fusion import FusionChatModel
-from langchain_fusion.sim import Simulator, run_simulator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for examples/_provider.py
+
+from _provider import Provider, provider
 
 QUESTION = "Why is the sky blue?"
-POOL = ["sim/atlas", "sim/borealis", "sim/cirrus"]
-JUDGE = "sim/judge"
+SIM_POOL = ["sim/atlas", "sim/borealis", "sim/cirrus"]
+SIM_JUDGE = "sim/judge"
+OPENROUTER_POOL = ["anthropic/claude-3.7-sonnet", "google/gemini-2.0-flash-001", "openai/gpt-4o"]
+OPENROUTER_JUDGE = "openai/gpt-4o"
 
 
-def fusion_on(sim: Simulator, mode: str) -> FusionChatModel:
-    return FusionChatModel(
-        pool=POOL, judge=JUDGE, mode=mode, api_key="sk-local", base_url=sim.openrouter_base_url
-    )
+def fusion_on(where: Provider, mode: str) -> FusionChatModel:
+    if where.openrouter:
+        pool, judge = OPENROUTER_POOL, OPENROUTER_JUDGE
+    else:
+        pool, judge = SIM_POOL, SIM_JUDGE
+    return FusionChatModel(pool=pool, judge=judge, mode=mode, **where.slug_settings())
 
 
 def show(title: str, fusion: FusionChatModel) -> None:
@@ -43,19 +53,19 @@ def show(title: str, fusion: FusionChatModel) -> None:
         print(report["debate"]["mermaid"])
 
 
-async def stream_merge(sim: Simulator) -> None:
+async def stream_merge(where: Provider) -> None:
     print("== merge, streamed")
-    async for chunk in fusion_on(sim, "merge").astream(QUESTION):
+    async for chunk in fusion_on(where, "merge").astream(QUESTION):
         print(chunk.text, end="", flush=True)
     print()
 
 
 def main() -> None:
-    with run_simulator() as sim:
-        print(f"provider: local simulator at {sim.base_url} (bundled demo scenario)")
-        for mode in ("best_of", "merge", "debate"):
-            show(mode, fusion_on(sim, mode))
-        asyncio.run(stream_merge(sim))
+    with provider() as where:
+        print(where.description)
+        for mode in ("best_of", "merge", "debate", "vote"):
+            show(mode, fusion_on(where, mode))
+        asyncio.run(stream_merge(where))
 
 
 if __name__ == "__main__":

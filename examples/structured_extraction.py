@@ -16,7 +16,7 @@ Needs: `pip install "llm-fusion[sim]" langchain-openai`
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +25,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from langchain_fusion import FusionChatModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for examples/_provider.py
+
+from _provider import provider
 
 SCENARIO = Path(__file__).with_name("scenarios") / "showcase.yaml"
 OPENROUTER_POOL = {
@@ -55,27 +59,12 @@ class Invoice(BaseModel):
 @contextmanager
 def models() -> Iterator[tuple[dict[str, Any], Any, str]]:
     """The pool and judge: OpenRouter with a key, else the local simulator."""
-    if os.environ.get("OPENROUTER_API_KEY"):
-        # Slugs resolve to OpenRouter chat models, keyed by OPENROUTER_API_KEY.
-        yield OPENROUTER_POOL, OPENROUTER_JUDGE, "OpenRouter (OPENROUTER_API_KEY)"
-        return
-    from langchain_openai import ChatOpenAI
-
-    from langchain_fusion.sim import run_simulator
-
-    with run_simulator(SCENARIO) as sim:
-
-        def chat(model: str) -> ChatOpenAI:
-            return ChatOpenAI(
-                model=model,
-                base_url=sim.openai_base_url,
-                api_key="sk-sim",
-                max_retries=0,
-                stream_usage=True,
-            )
-
-        pool = {name: chat(model) for name, model in SIM_POOL.items()}
-        yield pool, chat(SIM_JUDGE), f"local simulator at {sim.base_url} ({SCENARIO.name})"
+    with provider(SCENARIO) as where:
+        if where.openrouter:  # slugs, keyed by OPENROUTER_API_KEY
+            yield OPENROUTER_POOL, OPENROUTER_JUDGE, where.description
+            return
+        pool = {name: where.chat_openai(model) for name, model in SIM_POOL.items()}
+        yield pool, where.chat_openai(SIM_JUDGE), where.description
 
 
 def show(invoice: Any) -> str:
@@ -87,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", default="best_of,merge,debate")
     modes = parser.parse_args(argv).modes.split(",")
     with models() as (pool, judge, where):
-        print(f"provider: {where}")
+        print(where)
         print(f"text: {TEXT}")
         fusion = FusionChatModel(pool=pool, judge=judge)
         print("each member alone:")

@@ -24,8 +24,9 @@ import argparse
 import base64
 import mimetypes
 import os
+import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 
 from langchain_fusion import FusionChatModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for examples/_provider.py
+
+from _provider import provider
 
 HERE = Path(__file__).parent
 IMAGE = HERE / "sun.png"
@@ -57,6 +62,7 @@ class Setup:
     where: dict[str, str] = field(default_factory=dict)
     simulated: dict[str, str] = field(default_factory=dict)
     sim: Any = None
+    provider: str = ""
 
 
 def openai_chat(model: str, base_url: str, api_key: str, **kwargs: Any) -> Any:
@@ -77,17 +83,14 @@ def models() -> Iterator[Setup]:
     """The pool and judge, each from its configured provider, else from the simulator."""
     setup = Setup()
     vision_url, vision_model = os.environ.get("VISION_BASE_URL"), os.environ.get("VISION_MODEL")
-    openrouter = bool(os.environ.get("OPENROUTER_API_KEY"))
-    with ExitStack() as stack:
-        if not (vision_url and vision_model and openrouter):
-            from langchain_fusion.sim import run_simulator
-
-            setup.sim = stack.enter_context(run_simulator(SCENARIO))
+    with provider(SCENARIO, simulator_too=not (vision_url and vision_model)) as place:
+        openrouter = place.openrouter
+        setup.sim, setup.provider = place.sim, place.description.removeprefix("provider: ")
 
         def simulated(name: str, model: str, **kwargs: Any) -> Any:
             setup.simulated[name] = model
             setup.where[name] = f"simulator ({model})"
-            return openai_chat(model, setup.sim.openai_base_url, "sk-sim", max_retries=0, **kwargs)
+            return place.chat_openai(model, **kwargs)
 
         # The vision member's profile says it takes images (the others: `capabilities`).
         seeing = {"profile": {"image_inputs": True}}
@@ -114,7 +117,7 @@ def models() -> Iterator[Setup]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", default="merge", choices=["best_of", "merge", "debate"])
+    parser.add_argument("--mode", default="merge", choices=["best_of", "merge", "debate", "vote"])
     parser.add_argument("image", nargs="?", type=Path, default=IMAGE)
     args = parser.parse_args(argv)
     data = args.image.read_bytes()
@@ -127,8 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     with models() as setup:
         where = ", ".join(f"{name}: {place}" for name, place in setup.where.items())
-        sim = f"; simulator at {setup.sim.base_url} ({SCENARIO.name})" if setup.sim else ""
-        print(f"provider: {where}{sim}")
+        print(f"provider: {where}; {setup.provider}")
         fusion = FusionChatModel(
             pool=setup.pool,
             judge=setup.judge,

@@ -5,10 +5,10 @@
   `ChatOpenAICompatible` that was not given its own clients.
 - The pools are httpx2's (pydantic's maintained fork of httpx): a cancelled call leaves no
   connection or request behind in httpcore2's pool, where httpcore 1.0.9 under httpx
-  strands them for good (encode/httpcore#1093), and it costs less than half the client CPU
-  per fusion at 50-500 concurrent fusions (`benchmarks/stranding.py`,
-  `benchmarks/throughput.py`). An httpx client given by the caller still works: its errors
-  are mapped to the same `ProviderError`s.
+  strands them for good (encode/httpcore#1093), and it costs less client CPU per fusion
+  under load (`benchmarks/stranding.py` and `benchmarks/throughput.py` measure both). An
+  httpx client given by the caller still works: its errors are mapped to the same
+  `ProviderError`s.
 - Retries are bounded: at most `max_retries`, on connection failures and on 408, 409, 429
   and 5xx; a `Retry-After` (or `retry-after-ms`) is honoured only when it is no longer than
   `max_retry_delay` and the retry would start before the fusion's deadline, otherwise the
@@ -28,14 +28,12 @@ import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
 import httpx
 import httpx2
 
 from langchain_fusion._exceptions import ProviderError, ProviderTimeoutError
-
-T = TypeVar("T")
 
 #: Connection limits of the shared pools (the openai SDK's defaults).
 LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)

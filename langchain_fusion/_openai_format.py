@@ -9,17 +9,27 @@ response (a body or a stream event with `error`, or `finish_reason: "error"`) ra
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    convert_to_openai_messages,
+)
 from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from langchain_fusion._exceptions import ProviderError
-from langchain_fusion._http import error_code, error_text
+from langchain_fusion._http import Response, error_code, error_text
 
 #: The `model_provider` LangChain reads to interpret content blocks: the wire format.
 MODEL_PROVIDER = "openai"
@@ -27,10 +37,27 @@ MODEL_PROVIDER = "openai"
 
 def request_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     """LangChain messages as chat-completions messages (tool calls, tool results, images)."""
-    from langchain_core.messages import convert_to_openai_messages
-
     converted = convert_to_openai_messages(list(messages))
     return converted if isinstance(converted, list) else [converted]
+
+
+def openai_tool(
+    tool: dict[str, Any] | type | Callable[..., Any] | BaseTool, strict: bool | None
+) -> dict[str, Any]:
+    """A tool in the chat-completions format (`{"type": "function", "function": ...}`).
+
+    A class (a pydantic model, a `TypedDict`) is converted once per `strict` and a copy of
+    that is returned: generating its JSON schema is the costly part, and a judge binds the
+    same schema on every call.
+    """
+    if isinstance(tool, type):
+        return copy.deepcopy(_class_tool(tool, strict))
+    return convert_to_openai_tool(tool, strict=strict)
+
+
+@functools.lru_cache(maxsize=256)
+def _class_tool(tool: type, strict: bool | None) -> dict[str, Any]:
+    return convert_to_openai_tool(tool, strict=strict)
 
 
 def usage_metadata(usage: dict[str, Any]) -> UsageMetadata:
@@ -124,6 +151,35 @@ def parse_response(body: Any) -> AIMessage:
         usage_metadata=usage_metadata(usage) if isinstance(usage, dict) else None,
         response_metadata=_metadata(body, finish_reason),
         id=body.get("id"),
+    )
+
+
+def json_body(response: Response) -> Any:
+    """The JSON body of a read response.
+
+    Raises:
+        ProviderError: for a body that is not JSON.
+    """
+    try:
+        return json.loads(response.content)
+    except ValueError as exc:
+        raise ProviderError(
+            f"malformed JSON from {response.request.url.host}: {exc}",
+            status_code=response.status_code,
+        ) from None
+
+
+def chat_result(body: Any) -> ChatResult:
+    """A non-streaming chat-completions body as LangChain's `ChatResult`, usage in `llm_output`.
+
+    Raises:
+        ProviderError: as `parse_response`.
+    """
+    message = parse_response(body)
+    usage = message.response_metadata.get("token_usage")
+    return ChatResult(
+        generations=[ChatGeneration(message=message)],
+        llm_output={"token_usage": usage, "model_name": message.response_metadata["model_name"]},
     )
 
 

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr
 
-from langchain_fusion.providers import (
+from langchain_fusion._openrouter import (
     OPENROUTER_API_BASE_ENV,
     OPENROUTER_API_KEY_ENV,
     OPENROUTER_BASE_URL,
-    ChatOpenAICompatible,
     is_slug,
     openrouter_base_url,
 )
+from langchain_fusion.providers import ChatOpenAICompatible
 
 #: What a pool entry or judge may be besides a slug, as `FusionChatModel`'s errors say it.
 CHAT_MODEL = "a LangChain chat model (BaseChatModel)"

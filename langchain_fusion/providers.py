@@ -25,14 +25,11 @@ What it does that a fusion member needs:
 - shares one connection pool per process (per event loop for async calls) with every other
   `ChatOpenAICompatible`, unless given its own clients (httpx2's, or httpx's);
 - asks for usage when streaming (`stream_usage`), whatever the `base_url`;
-- costs little client CPU per call (see `benchmarks/client_cpu.py`).
+- costs little client CPU per call (`benchmarks/client_cpu.py` measures it).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -41,10 +38,9 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import (
     ConfigDict,
     Field,
@@ -58,7 +54,6 @@ from langchain_fusion._http import (
     TRANSPORT_ERRORS,
     AsyncClient,
     Request,
-    Response,
     RetryPolicy,
     SyncClient,
     aclose_response,
@@ -68,26 +63,27 @@ from langchain_fusion._http import (
 )
 from langchain_fusion._openai_format import (
     StreamReader,
-    parse_response,
+    chat_result,
+    json_body,
+    openai_tool,
     request_messages,
     sse_data,
 )
-
-#: OpenRouter's OpenAI-compatible API.
-OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
-#: Environment variable read for the OpenRouter API key.
-OPENROUTER_API_KEY_ENV = "OPENROUTER_API_KEY"
-#: Environment variable read for the OpenRouter base URL (e.g. a local simulator).
-OPENROUTER_API_BASE_ENV = "OPENROUTER_API_BASE"
-
-_SLUG_RE = re.compile(r"^[^\s/]+/\S+$")
+from langchain_fusion._openrouter import (
+    OPENROUTER_API_BASE_ENV,
+    OPENROUTER_API_KEY_ENV,
+    OPENROUTER_BASE_URL,
+    is_slug,
+    openrouter_base_url,
+)
 
 
 class ChatOpenAICompatible(BaseChatModel):
     """A chat model for any OpenAI-compatible chat-completions endpoint, over httpx2.
 
-    OpenRouter slugs in a fusion's pool become this model (see `openrouter_chat_model`);
-    point `base_url` at vLLM, Ollama, La Plateforme or any other compatible server.
+    OpenRouter slugs in a fusion's pool and judge become this model (with the fusion's
+    `api_key` and `base_url`); point `base_url` at vLLM, Ollama, La Plateforme or any other
+    compatible server.
 
     Setup:
         ```bash
@@ -255,7 +251,7 @@ class ChatOpenAICompatible(BaseChatModel):
             strict: Ask the endpoint for schema-exact arguments (where supported).
             **kwargs: Further request parameters bound with the tools.
         """
-        formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
+        formatted = [openai_tool(tool, strict) for tool in tools]
         if tool_choice is not None and tool_choice is not False:
             kwargs["tool_choice"] = _tool_choice(tool_choice, formatted)
         return self.bind(tools=formatted, **kwargs)
@@ -315,7 +311,7 @@ class ChatOpenAICompatible(BaseChatModel):
         client = self._sync_client()
         request = self._request(client, self._payload(messages, stop, False, **kwargs))
         response = send(client, request, self._policy(), stream=False)
-        return _result(_json_body(response))
+        return chat_result(json_body(response))
 
     async def _agenerate(
         self,
@@ -327,7 +323,7 @@ class ChatOpenAICompatible(BaseChatModel):
         client = self._async_client()
         request = self._request(client, self._payload(messages, stop, False, **kwargs))
         response = await asend(client, request, self._policy(), stream=False)
-        return _result(_json_body(response))
+        return chat_result(json_body(response))
 
     def _stream(
         self,
@@ -400,25 +396,6 @@ def _broken(reader: StreamReader) -> str:
     return f"the stream broke after {reader.events} events" if reader.events else ""
 
 
-def _json_body(response: Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except ValueError as exc:
-        raise ProviderError(
-            f"malformed JSON from {response.request.url.host}: {exc}",
-            status_code=response.status_code,
-        ) from None
-
-
-def _result(body: Any) -> ChatResult:
-    message = parse_response(body)
-    usage = message.response_metadata.get("token_usage")
-    return ChatResult(
-        generations=[ChatGeneration(message=message)],
-        llm_output={"token_usage": usage, "model_name": message.response_metadata["model_name"]},
-    )
-
-
 def _tool_choice(choice: str | bool | dict[str, Any], tools: list[dict[str, Any]]) -> Any:
     names = [tool["function"]["name"] for tool in tools if "function" in tool]
     if choice is True:
@@ -438,61 +415,6 @@ def _tool_choice(choice: str | bool | dict[str, Any], tools: list[dict[str, Any]
     raise ValueError(f"unsupported tool_choice {choice!r}")
 
 
-# -- OpenRouter ------------------------------------------------------------------------------
-
-
-def is_slug(value: object) -> bool:
-    """Whether `value` is an OpenRouter model slug, `"vendor/model"` (variants allowed)."""
-    return isinstance(value, str) and bool(_SLUG_RE.match(value))
-
-
-def openrouter_api_key(api_key: SecretStr | str | None = None) -> SecretStr | None:
-    """`api_key`, else `OPENROUTER_API_KEY` from the environment, else None."""
-    if isinstance(api_key, SecretStr):
-        return api_key
-    value = api_key or os.environ.get(OPENROUTER_API_KEY_ENV)
-    return SecretStr(value) if value else None
-
-
-def openrouter_base_url(base_url: str | None = None) -> str:
-    """`base_url`, else `OPENROUTER_API_BASE` from the environment, else OpenRouter's API."""
-    return base_url or os.environ.get(OPENROUTER_API_BASE_ENV) or OPENROUTER_BASE_URL
-
-
-def openrouter_chat_model(
-    slug: str,
-    *,
-    api_key: SecretStr | str | None = None,
-    base_url: str | None = None,
-    **kwargs: Any,
-) -> ChatOpenAICompatible:
-    """The chat model an OpenRouter slug stands for in a fusion's pool.
-
-    Args:
-        slug: The OpenRouter model, e.g. `"anthropic/claude-3.7-sonnet"`.
-        api_key: The key; default `OPENROUTER_API_KEY`.
-        base_url: The API root; default `OPENROUTER_API_BASE`, else
-            `https://openrouter.ai/api/v1`.
-        **kwargs: Further `ChatOpenAICompatible` fields (`temperature`, `max_retries`...).
-
-    Raises:
-        ValueError: for a malformed slug, or when no API key is given or set.
-    """
-    if not is_slug(slug):
-        raise ValueError(
-            f"{slug!r} is not an OpenRouter slug: write it as 'vendor/model', e.g. 'openai/gpt-4o'"
-        )
-    key = openrouter_api_key(api_key)
-    if key is None:
-        raise ValueError(
-            f"the OpenRouter model {slug!r} needs an API key: pass api_key=... or set "
-            f"{OPENROUTER_API_KEY_ENV}"
-        )
-    return ChatOpenAICompatible(
-        model=slug, base_url=openrouter_base_url(base_url), api_key=key, **kwargs
-    )
-
-
 __all__ = [
     "OPENROUTER_API_BASE_ENV",
     "OPENROUTER_API_KEY_ENV",
@@ -501,7 +423,5 @@ __all__ = [
     "ProviderError",
     "ProviderTimeoutError",
     "is_slug",
-    "openrouter_api_key",
     "openrouter_base_url",
-    "openrouter_chat_model",
 ]

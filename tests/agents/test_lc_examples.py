@@ -13,6 +13,9 @@ from types import ModuleType
 import pytest
 from agents_helpers import EXAMPLES
 
+from langchain_fusion import ChatOpenAICompatible
+from langchain_fusion.providers import OPENROUTER_BASE_URL
+
 pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
@@ -98,3 +101,37 @@ def test_vision_example(capsys: pytest.CaptureFixture[str], mode: str) -> None:
         "  text-only  requests: 0, images: 0",
         f"  judge      requests: {judge_calls}, images: {judge_calls}",
     ]
+
+
+def test_quickstart_runs_the_four_modes(capsys: pytest.CaptureFixture[str]) -> None:
+    load("quickstart").main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("provider: local simulator at http://127.0.0.1:")
+    headers = [line for line in lines if line.startswith("== ")]
+    assert headers == ["== best_of", "== merge", "== debate", "== vote", "== merge, streamed"]
+    statuses = [line for line in lines if line.startswith("   statuses:")]
+    assert len(statuses) == 4 and all("error" not in line for line in statuses)
+
+
+@pytest.mark.parametrize("name", ["quickstart", "langchain_agent", "langchain_rag"])
+def test_with_a_key_the_examples_fuse_openrouter_slugs(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """With `OPENROUTER_API_KEY` no simulator starts: the pool and judge are OpenRouter slugs
+    keyed from the environment (built only: no request is sent)."""
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-example-test")
+    monkeypatch.delenv("OPENROUTER_API_BASE", raising=False)
+    module = load(name)
+    if name == "quickstart":
+        with module.provider() as where:
+            fusion, description = module.fusion_on(where, "vote"), where.description
+            assert where.sim is None
+    else:
+        with module.fusion("vote") as (fusion, description):
+            pass
+    assert description.startswith("provider: OpenRouter (https://openrouter.ai/api/v1)")
+    models = [m.chat_model for m in fusion.members]
+    assert [m.model for m in models] == module.OPENROUTER_POOL
+    assert {type(m) for m in models} == {ChatOpenAICompatible}
+    assert {m.base_url for m in models} == {OPENROUTER_BASE_URL}
+    assert "sk-or-example-test" not in description

@@ -4,7 +4,7 @@ One simulator serves the whole directory (`scenario.yaml`); every test starts fr
 stats and request numbers (`sim` fixture), so fault schedules (`requests: [1]`) restart.
 Members and judge are `ChatOpenAI` (no retries, `stream_usage=True`) and `ChatOpenRouter`
 whose SDK client never retries: the SDK's default retry, which `max_retries=0` leaves in
-place, can retry 5xx for an hour (see DESIGN.md).
+place, can retry 5xx for an hour (see docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """LangChain's standard integration suite for `FusionChatModel` over real HTTP clients.
 
 Pool and judge are `ChatOpenAI` and `ChatOpenRouter` clients of the simulator (the same
-session simulator as the rest of this directory), one suite per mode, each with its own mix
-of clients. The scenario's models answer what the suite asks: tool calls are made when a
-tool is forced or named in the prompt (`magic_function(3)` gives `{"input": 3}` from the
-number in the prompt), structured output is filled from the requested schema, and a judge
-bound with the caller's tools writes the fused tool call from the candidates' proposals.
+session simulator as the rest of this directory), one suite for each of the four modes, each
+with its own mix of clients. The scenario's models answer what the suite asks: tool calls
+are made when a tool is forced or named in the prompt (`magic_function(3)` gives
+`{"input": 3}` from the number in the prompt), structured output is filled from the
+requested schema, and a judge bound with the caller's tools writes the fused tool call from
+the candidates' proposals.
 
 Feature flags are what the fusion and the simulator really do: tool calling, tool choice
 and structured output (through tools) yes; JSON mode no (the fusion has no
@@ -13,16 +14,10 @@ and structured output (through tools) yes; JSON mode no (the fusion has no
 yes (the suite's image tests download their image from the internet: the `offline_image`
 fixture serves `examples/sun.png` instead, and the members receive it over HTTP); no single
 `model` to override.
-
-The best_of suite (a member's message returned as written) and the merge suite (a message
-the judge writes, tool calls included) always run. The debate and vote suites add about 80
-fusions (~25 s on 2 cores) over the same two answer paths; they run with
-`LLM_FUSION_E2E_ALL_MODES=1`. Every mode also runs in test_e2e_modes.py.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -37,12 +32,6 @@ pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("warm_async")]
 
 _SIM: list[Simulator] = []
 
-_ALL_MODES = os.environ.get("LLM_FUSION_E2E_ALL_MODES") == "1"
-_opt_in = pytest.mark.skipif(
-    not _ALL_MODES,
-    reason="time budget: set LLM_FUSION_E2E_ALL_MODES=1 to run the debate and vote suites",
-)
-
 
 @pytest.fixture(autouse=True)
 def _running_sim(sim: Simulator) -> None:
@@ -51,8 +40,9 @@ def _running_sim(sim: Simulator) -> None:
 
 
 #: Clients of the members (ada, bob, cy) and of the judge, per suite.
-#: ChatOpenRouter costs ~4x the client CPU of ChatOpenAI per call (DESIGN.md), so each suite
-#: has one ChatOpenRouter member; the ChatOpenRouter judge is covered by test_e2e_modes.py.
+#: ChatOpenRouter costs several times the client CPU of ChatOpenAI per call
+#: (benchmarks/client_cpu.py), so each suite has one ChatOpenRouter member; the
+#: ChatOpenRouter judge is covered by test_e2e_modes.py.
 MIXES = {
     "best_of": (["openai", "openai", "openai"], "openai"),
     "merge": (["openai", "openrouter", "openai"], "openai"),
@@ -135,11 +125,9 @@ class TestMergeOnSimulator(_FusionOnSimulator):
     mode = "merge"
 
 
-@_opt_in
 class TestDebateOnSimulator(_FusionOnSimulator):
     mode = "debate"
 
 
-@_opt_in
 class TestVoteOnSimulator(_FusionOnSimulator):
     mode = "vote"

@@ -1,4 +1,4 @@
-"""LangChain's standard chat-model tests for `FusionChatModel`, one pair per mode.
+"""LangChain's standard chat-model tests for `FusionChatModel`, one pair per mode (all four).
 
 The pool is in-process fakes (`FakeChatModel`) judged by a `FakeJudge`, so the suite runs
 without network. Tool calling, tool choice, structured output and image inputs are on; the
@@ -112,3 +112,11 @@ class TestDebateUnit(_FusionUnitTests):
 
 class TestDebateIntegration(_FusionIntegrationTests):
     mode = "debate"
+
+
+class TestVoteUnit(_FusionUnitTests):
+    mode = "vote"
+
+
+class TestVoteIntegration(_FusionIntegrationTests):
+    mode = "vote"

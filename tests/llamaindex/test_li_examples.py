@@ -35,7 +35,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_rag_example(capsys: pytest.CaptureFixture[str]) -> None:
     load("llamaindex_rag").main([])
     out = capsys.readouterr().out
-    assert "models: simulator at http://127.0.0.1:" in out
+    assert out.startswith("provider: local simulator at http://127.0.0.1:")
     assert "A: " in out and "Rayleigh" in out
     assert "fusion report" in out and "mode: merge" in out
 
@@ -43,6 +43,7 @@ def test_rag_example(capsys: pytest.CaptureFixture[str]) -> None:
 def test_agent_example(capsys: pytest.CaptureFixture[str]) -> None:
     load("llamaindex_agent").main([])
     out = capsys.readouterr().out
+    assert out.startswith("provider: local simulator at http://127.0.0.1:")
     assert "[tool] multiply(17, 23)" in out
     assert "A: The tool returned: 391" in out
     assert out.count("fusion report, agent turn") == 2
@@ -62,7 +63,7 @@ def test_with_a_key_the_examples_fuse_openrouter_slugs(
     module = load(name)
     with module.models() as (pool, judge, where):
         llm = FusionLLM(pool=pool, judge=judge)
-    assert where == "OpenRouter"
+    assert where.startswith("provider: OpenRouter (https://openrouter.ai/api/v1)")
     assert pool == module.OPENROUTER_POOL and judge == module.OPENROUTER_JUDGE
     models = [m.chat_model for m in [*llm.members, llm.judge_member]]
     assert all(isinstance(m, ChatOpenAICompatible) for m in models)

@@ -11,7 +11,7 @@ from langchain_core.tracers.schemas import Run
 from pydantic import SecretStr, ValidationError
 
 from langchain_fusion import ChatOpenAICompatible, FusionChatModel
-from langchain_fusion.providers import OPENROUTER_BASE_URL, openrouter_chat_model
+from langchain_fusion.providers import OPENROUTER_BASE_URL
 from langchain_fusion.sim import Simulator
 from langchain_fusion.testing import FakeChatModel
 
@@ -109,14 +109,6 @@ def test_changing_a_field_resolves_again(secret: str) -> None:
     moved = fusion.model_copy(update={"base_url": "http://127.0.0.1:2/api/v1"})
     assert _chat_models(moved)[0].base_url == "http://127.0.0.1:2/api/v1"
     assert _chat_models(fusion)[0] is first
-
-
-def test_openrouter_chat_model(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
-    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
-    with pytest.raises(ValueError, match="OPENROUTER_API_KEY"):
-        openrouter_chat_model("openai/gpt-4o")
-    model = openrouter_chat_model("openai/gpt-4o", api_key=secret, temperature=0.2)
-    assert (model.base_url, model.temperature) == (OPENROUTER_BASE_URL, 0.2)
 
 
 class _Capture(BaseTracer):

@@ -2,7 +2,7 @@
 
 Members and judges are `ChatOpenAI` (no retries, `stream_usage=True`) or `ChatOpenRouter`
 whose SDK client never retries (its default retry, which `max_retries=0` leaves in place,
-can retry 5xx for an hour: see DESIGN.md), as in `tests/e2e`.
+can retry 5xx for an hour: see docs/architecture.md), as in `tests/e2e`.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ pytestmark = [
     pytest.mark.timeout(30),
     pytest.mark.usefixtures("warm_async"),
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    # ChatOpenAI's structured output warns about serialising `parsed` (see DESIGN.md).
+    # ChatOpenAI's structured output warns about serialising `parsed` (see docs/architecture.md).
     pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning"),
 ]
 

@@ -124,7 +124,7 @@ async def run_case(sim: Simulator, case: Case, entry: str) -> None:
     await assert_fault_served(sim, failing, calls, target=case.target, fault=case.fault)
 
     # Every successful call's usage is counted, equal to what the simulator billed.
-    # ChatOpenAI drops OpenRouter's `usage.cost` when it streams (see DESIGN.md).
+    # ChatOpenAI drops OpenRouter's `usage.cost` when it streams (see docs/architecture.md).
     cost_known = None
     if case.streaming:
         cost_known = frozenset({failing}) if case.client == "openrouter" else frozenset()

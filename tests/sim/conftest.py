@@ -97,7 +97,7 @@ _SDK_CLIENTS: dict[tuple[str, int], Any] = {}
 
 def _openrouter_model(sim: Simulator, model: str, timeout_ms: int = 10_000, **kwargs: Any) -> Any:
     """A ChatOpenRouter whose SDK client never retries (its default retry loop can run for an
-    hour, see DESIGN.md)."""
+    hour, see docs/architecture.md)."""
     import openrouter
     from langchain_openrouter import ChatOpenRouter
     from openrouter.utils import BackoffStrategy, RetryConfig

@@ -1,4 +1,5 @@
-"""The three modes through `FusionChatModel`, the judge's view of the candidates, and usage."""
+"""best_of, merge and debate through `FusionChatModel`, the judge's view of the candidates,
+and usage."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in report["candidates"]}
 
 
-# -- the three modes, through every entry point ---------------------------------------------
+# -- best_of, merge and debate, through every entry point ----------------------------------
 
 
 async def test_best_of_returns_the_chosen_candidate_as_written(answer):
