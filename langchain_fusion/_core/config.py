@@ -48,6 +48,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "max_cost_usd",
     "prices",
     "hedge_after",
+    "rate_limits",
 )
 
 
