@@ -39,7 +39,7 @@ def truncate(text: str | None, limit: int = RAW_LIMIT) -> str | None:
 
 
 def pass_orders(first: Sequence[str], passes: int) -> list[list[str]]:
-    """The order the candidates are shown in at each pass.
+    """The orders the candidates are shown in: one per pass (and per judge of a panel).
 
     Pass 1 is `first` (the per-call shuffle), pass 2 its reverse, and each later pass
     `first` rotated by one more place (pass 3 by one, pass 4 by two...).

@@ -197,6 +197,29 @@ async def test_a_panel_answers_by_the_majority_of_the_judges_that_did_not_fail(a
     assert set(report["usage_by_model"]) == {"ada", "bob", "cy", "judge-a", "judge-b", "judge-down"}
 
 
+@pytest.mark.parametrize("seed", range(4))
+async def test_each_judge_of_a_panel_sees_its_own_order(seed):
+    """Panel judges that always pick the first candidate shown pick three different
+    answers: no two of them were shown the same order, so their position biases do not
+    pull the same way (the tie then goes to the most agreed answer)."""
+    panel = [judge(f"judge-{i}", first_shown) for i in range(3)]
+    fusion = FusionChatModel(
+        pool=pool({"ada": "Lyon", "bob": "Paris", "cy": "paris"}),
+        judge=panel,
+        mode="best_of",
+        seed=seed,
+    )
+
+    report = report_of(await fusion.ainvoke(QUESTION))
+
+    orders = [tuple(v["order"]) for v in report["verdicts"]]
+    assert len(set(orders)) == 3
+    assert sorted(v["winner"] for v in report["verdicts"]) == ["ada", "bob", "cy"]
+    assert [v["winner"] for v in report["verdicts"]] == [order[0] for order in orders]
+    assert report["winner"] == "bob"  # bob and cy agree; bob first in pool order
+    assert report["verdict_rule"] == "tie_most_agreed"
+
+
 async def test_a_panel_all_down_falls_back_to_the_most_agreed_answer():
     fusion = FusionChatModel(
         pool=pool({"ada": "Lyon", "bob": "Paris", "cy": "paris"}),

@@ -71,14 +71,18 @@ class Reply(Generic[T]):
 
 
 def shown_passes(run: FusionRun, names: Sequence[str]) -> list[Shown]:
-    """The candidates of `names` as each of `judge_passes` passes shows them.
+    """The candidates of `names` as each judge sees them at each pass.
 
-    Pass 1 is the per-call shuffle; the others follow `pass_orders`, with labels given
-    afresh in the order shown (label `A` is always the first candidate shown).
+    One order per judge and pass (`judge_passes` times the panel's size), from
+    `pass_orders`: the first judge's pass 1 is the per-call shuffle, the next order its
+    reverse, the later ones rotations, so that a panel's judges do not share one order and
+    their position biases do not pull the same way. Labels are given afresh in the order
+    shown (label `A` is always the first candidate shown).
     """
     first, _ = run.candidates(names)
     shown = []
-    for order in pass_orders(list(first.values()), run.settings.judge_passes):
+    views = run.settings.judge_passes * len(run.judges)
+    for order in pass_orders(list(first.values()), views):
         mapping = dict(zip(labels(len(order)), order, strict=True))
         candidates = [
             Candidate(label, message_text(run.latest[name])) for label, name in mapping.items()
@@ -88,11 +92,14 @@ def shown_passes(run: FusionRun, names: Sequence[str]) -> list[Shown]:
 
 
 def asks_for(run: FusionRun, shown: Sequence[Shown], task: Callable[[Shown], str]) -> list[Ask]:
-    """One call per judge and pass: the panel judges every pass."""
+    """One call per judge and pass (the panel judges every pass), each with its own order."""
     asks: list[Ask] = []
-    for index, view in enumerate(shown, start=1):
-        messages = run.judge_input(view.candidates, view.nonce, task(view))
-        asks.extend(Ask(judge, index, view, messages) for judge in run.judges)
+    panel = len(run.judges)
+    for pass_index in range(1, run.settings.judge_passes + 1):
+        for seat, judge in enumerate(run.judges):
+            view = shown[(pass_index - 1) * panel + seat]
+            messages = run.judge_input(view.candidates, view.nonce, task(view))
+            asks.append(Ask(judge, pass_index, view, messages))
     return asks
 
 
