@@ -13,6 +13,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 from langchain_fusion.batch import BatchSummary, afuse_dataset
 from langchain_fusion.cli._provider import build_fusion, provider_for
+from langchain_fusion.serve._config import ConfigError, load_fusions
 
 
 def add_batch_parser(commands: Any, modes: list[str]) -> None:
@@ -24,15 +25,26 @@ def add_batch_parser(commands: Any, modes: list[str]) -> None:
             'Fuse every row of IN ({"id", "messages"} or {"id", "prompt"} a line) and append '
             "each finished row to OUT (answer, usage, cost, report, or its error). A rerun "
             "skips the ids already in OUT; an interrupted run leaves only complete lines. "
-            "Providers as for `fusion ask`."
+            "Providers as for `fusion ask`, or the fusions of a `fusion serve` config file "
+            "(--config)."
         ),
     )
     parser.add_argument("input", metavar="IN", help="input .jsonl")
     parser.add_argument("-o", "--output", metavar="OUT", required=True, help="output .jsonl")
-    parser.add_argument("--mode", choices=modes, default="merge", help="fusion mode")
+    parser.add_argument("--mode", choices=modes, help="fusion mode (default: merge)")
     parser.add_argument("--pool", metavar="SLUG,SLUG", help="comma-separated model slugs")
     parser.add_argument("--judge", metavar="SLUG", help="the judge's slug")
     parser.add_argument("--scenario", metavar="FILE", help="use the simulator with this scenario")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="take the fusion from a `fusion serve` config file (YAML/JSON, key `fusions`)",
+    )
+    parser.add_argument(
+        "--fusion",
+        metavar="NAME",
+        help="which of the config's fusions to run (default: its only one)",
+    )
     parser.add_argument(
         "--concurrency", type=int, default=8, metavar="N", help="rows fused at once (default 8)"
     )
@@ -108,26 +120,66 @@ def batch(args: argparse.Namespace) -> int:
     if not os.path.exists(args.input):
         print(f"error: no input file {args.input}", file=sys.stderr)
         return 2
+    if args.config is not None:
+        return _batch_from_config(args)
+    if args.fusion is not None:
+        print("error: --fusion names a fusion of --config: give --config FILE", file=sys.stderr)
+        return 2
     pool_arg = [s.strip() for s in args.pool.split(",") if s.strip()] if args.pool else None
     with provider_for(args.scenario, dict(os.environ)) as provider:
         print(provider.description, file=sys.stderr, flush=True)
         try:
             fusion = build_fusion(
-                provider, args.mode, pool_arg or list(provider.pool), args.judge or provider.judge
+                provider,
+                args.mode or "merge",
+                pool_arg or list(provider.pool),
+                args.judge or provider.judge,
             )
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        progress = Progress(args.quiet)
-        try:
-            summary = asyncio.run(_run(args, fusion, progress))
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            progress.close()
-            print(
-                f"interrupted: the finished rows are in {args.output}; rerun to resume",
-                file=sys.stderr,
-            )
-            return 130
+        return _run_batch(args, fusion)
+
+
+def _batch_from_config(args: argparse.Namespace) -> int:
+    """`fusion batch --config FILE`: the fusion named `--fusion` in a serve config file."""
+    given = [f"--{n}" for n in ("mode", "pool", "judge", "scenario") if getattr(args, n)]
+    if given:
+        print(
+            f"error: {', '.join(given)} cannot be combined with --config: the config file "
+            "sets the fusion (or drop --config)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        fusions = load_fusions(args.config)
+    except (ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    name = args.fusion
+    if name is None and len(fusions) == 1:
+        name = next(iter(fusions))
+    if name not in fusions:
+        choices = ", ".join(sorted(fusions))
+        what = "--fusion is required" if name is None else f"no fusion {name!r} in {args.config}"
+        print(f"error: {what}: choose one of {choices}", file=sys.stderr)
+        return 2
+    print(f"provider: fusion {name!r} from {args.config}", file=sys.stderr, flush=True)
+    return _run_batch(args, fusions[name])
+
+
+def _run_batch(args: argparse.Namespace, fusion: Any) -> int:
+    """Fuse the dataset with `fusion`, with the progress bar; the exit status."""
+    progress = Progress(args.quiet)
+    try:
+        summary = asyncio.run(_run(args, fusion, progress))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         progress.close()
+        print(
+            f"interrupted: the finished rows are in {args.output}; rerun to resume",
+            file=sys.stderr,
+        )
+        return 130
+    progress.close()
     print(summary.text(bad_rows=False), file=sys.stderr)
     return 1 if summary.failed or summary.not_started else 0
