@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import MODELS
+from batch_helpers import MODELS
 
 from langchain_fusion.cli import main
 from langchain_fusion.sim import Simulator

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import MODELS, quick_scenario
+from batch_helpers import MODELS, quick_scenario
 
 from langchain_fusion.sim import Simulator, run_simulator
 

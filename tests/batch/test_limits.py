@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from conftest import MODELS, max_in_window, quick_scenario
+from batch_helpers import MODELS, max_in_window, quick_scenario
 from pydantic import ValidationError
 
 from langchain_fusion import ChatOpenAICompatible, FusionChatModel
