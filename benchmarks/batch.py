@@ -1,4 +1,4 @@
-"""6. Dataset runs under per-model rate limits: rows/s against the rate the limits allow.
+"""8. Dataset runs under per-model rate limits: rows/s against the rate the limits allow.
 
 2,000 rows (`--rows`) fused in best_of mode (two members and a judge: one call a model a
 row) over the simulator in its own process, with every model limited to LIMIT requests

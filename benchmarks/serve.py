@@ -1,4 +1,4 @@
-"""Benchmark 6, `fusion serve`: N concurrent OpenAI SDK clients against the server.
+"""Benchmark 7, `fusion serve`: N concurrent OpenAI SDK clients against the server.
 
 The simulator serves three members (0.2/0.3/0.4 s) and a 0.2 s judge
 (`benchmarks/scenarios/throughput.yaml`) in its own process; `fusion serve` runs in its own
