@@ -12,7 +12,8 @@
 - Retries are bounded: at most `max_retries`, on connection failures and on 408, 409, 429
   and 5xx; a `Retry-After` (or `retry-after-ms`) is honoured only when it is no longer than
   `max_retry_delay` and the retry would start before the fusion's deadline, otherwise the
-  error is raised at once.
+  error is raised at once. A 429's `Retry-After` is also told to the rate limiter of the
+  call's model (`ON_RATE_LIMITED`), which pauses the model for every fusion in the process.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -67,6 +68,24 @@ _BACKOFF_BASE_S = 0.5
 FUSION_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "llm_fusion_deadline", default=None
 )
+
+
+#: Told the `Retry-After` seconds of each 429 the client is about to retry, so that the
+#: fusion's rate limiter for the call's model pauses it for every caller at once, not only
+#: when the call finally fails. Set by the runtime around a limited model's call.
+ON_RATE_LIMITED: contextvars.ContextVar[Callable[[float], None] | None] = contextvars.ContextVar(
+    "llm_fusion_on_rate_limited", default=None
+)
+
+
+def _told_rate_limited(response: Response) -> None:
+    """Tell the rate limiter of a 429 with a `Retry-After`, if one listens."""
+    listener = ON_RATE_LIMITED.get()
+    if listener is None or response.status_code != 429:
+        return
+    seconds = parse_retry_after(response.headers)
+    if seconds is not None and seconds > 0:
+        listener(seconds)
 
 
 @contextmanager
@@ -233,6 +252,7 @@ def send(client: SyncClient, request: Request, policy: RetryPolicy, *, stream: b
                 return response
             response.read()
             response.close()
+            _told_rate_limited(response)
             wait, why = (
                 policy.delay(attempt, response.headers) if should_retry(response) else (None, "")
             )
@@ -263,6 +283,7 @@ async def asend(
                 return response
             await response.aread()
             await response.aclose()
+            _told_rate_limited(response)
             wait, why = (
                 policy.delay(attempt, response.headers) if should_retry(response) else (None, "")
             )

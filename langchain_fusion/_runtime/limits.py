@@ -3,8 +3,9 @@
 One `ModelLimiter` per model id, in a process-wide registry that the fusions' `rate_limits`
 settings fill (`register`). Before a call to a limited model starts, it waits for a slot:
 async calls sleep on their loop, sync calls in their thread; both ask the same limiter, so
-async and sync fusions, and fusions on different loops, share one budget. A call that
-fails with a 429 carrying `Retry-After` pauses the model for every caller.
+async and sync fusions, and fusions on different loops, share one budget. A 429 carrying
+`Retry-After` pauses the model for every caller: when the call fails with it, and as soon as
+a slug member's HTTP client (`_http.send`) receives one it is about to retry.
 
 The counting is `limits`' moving window over its thread-safe memory storage: at most `rpm`
 requests (and `tpm` tokens) start in any window of `window_s + margin_s` seconds, so that
@@ -20,6 +21,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TypeVar
 
 from limits import RateLimitItem
@@ -29,7 +31,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from langchain_fusion._core.budget import estimate_tokens
 from langchain_fusion._core.config import RateLimit
-from langchain_fusion._http import parse_retry_after
+from langchain_fusion._http import ON_RATE_LIMITED, parse_retry_after
 from langchain_fusion._runtime.steps import Call
 
 T = TypeVar("T")
@@ -225,6 +227,21 @@ def observe_failure(model: str, exc: BaseException) -> None:
         limiter.pause(float(seconds))
 
 
+@contextmanager
+def _listening(limiter: ModelLimiter | None) -> Iterator[None]:
+    """While the block runs, a 429 the HTTP client retries pauses `limiter`'s model at once.
+
+    The previous listener is put back by value, not by token, so that a stream's steps may
+    enter and leave it from the generator's own frames.
+    """
+    previous = ON_RATE_LIMITED.get()
+    ON_RATE_LIMITED.set(None if limiter is None else limiter.pause)
+    try:
+        yield
+    finally:
+        ON_RATE_LIMITED.set(previous)
+
+
 def call_tokens(call: Call) -> int:
     """Tokens a call counts against `tpm`: its estimated prompt plus its `max_tokens`."""
     return estimate_tokens(call.messages) + (call.max_tokens or 0)
@@ -240,7 +257,8 @@ async def ainvoke_in_slot(call: Call, make: Callable[[], Awaitable[T]]) -> T:
         return await make()
     await limiter.aacquire(call_tokens(call))
     try:
-        return await make()
+        with _listening(limiter):
+            return await make()
     except Exception as exc:
         observe_failure(call.member.model, exc)
         raise
@@ -259,7 +277,8 @@ def invoke_in_slot(
         return make()
     limiter.acquire(call_tokens(call), within, given_up)
     try:
-        return make()
+        with _listening(limiter):
+            return make()
     except Exception as exc:
         observe_failure(call.member.model, exc)
         raise
@@ -271,7 +290,12 @@ async def astream_in_slot(call: Call, stream: AsyncIterator[T]) -> AsyncIterator
     try:
         if limiter is not None:
             await limiter.aacquire(call_tokens(call))
-        async for item in stream:
+        while True:
+            with _listening(limiter):
+                try:
+                    item = await anext(stream)
+                except StopAsyncIteration:
+                    break
             yield item
     except Exception as exc:
         observe_failure(call.member.model, exc)
@@ -290,7 +314,13 @@ def stream_in_slot(call: Call, stream: Iterator[T], within: float | None) -> Ite
     try:
         if limiter is not None:
             limiter.acquire(call_tokens(call), within, lambda: False)
-        yield from stream
+        while True:
+            with _listening(limiter):
+                try:
+                    item = next(stream)
+                except StopIteration:
+                    break
+            yield item
     except Exception as exc:
         observe_failure(call.member.model, exc)
         raise

@@ -104,15 +104,21 @@ def test_tokens_per_window_hold_too() -> None:
     assert limiter.try_admit(40) == 0.0
 
 
-async def test_429_storm_pauses_the_model_for_every_fusion() -> None:
-    # The judge's first request gets a 429 asking for 1 s; members and judge do not retry
-    # (max_retries=0), so the 429 reaches the limiter.
+@pytest.mark.parametrize("max_retries", [0, 2])
+async def test_429_storm_pauses_the_model_for_every_fusion(max_retries: int) -> None:
+    # The judge's first request gets a 429 asking for 1 s. Without retries the call fails
+    # with it; with retries (the slug client's default) the client waits and retries, and
+    # the limiter hears of the 429 as the client receives it: either way it pauses the
+    # model for every fusion.
     faults = {MODELS[2]: [{"kind": "rate_limit", "requests": [1], "retry_after": 1.0}]}
     with run_simulator(quick_scenario(faults=faults)) as sim:
 
         def model(name: str) -> ChatOpenAICompatible:
             return ChatOpenAICompatible(
-                model=name, base_url=sim.openai_base_url, api_key="sk-test", max_retries=0
+                model=name,
+                base_url=sim.openai_base_url,
+                api_key="sk-test",
+                max_retries=max_retries,
             )
 
         fusion = FusionChatModel(
@@ -122,17 +128,21 @@ async def test_429_storm_pauses_the_model_for_every_fusion() -> None:
             mode="best_of",
         )
 
-        async def one(i: int) -> tuple[float, float]:
+        async def one(i: int) -> tuple[float, float, str]:
             await asyncio.sleep(0.05 * i)  # fusions arrive over 1 s
             started = time.time()
-            await fusion.ainvoke(f"Storm {i}?")
-            return started, time.time()
+            message = await fusion.ainvoke(f"Storm {i}?")
+            return started, time.time(), message.response_metadata["fusion"]["judge"]["status"]
 
-        spans = await asyncio.gather(*(one(i) for i in range(20)))
+        results = await asyncio.gather(*(one(i) for i in range(20)))
+        spans = [(start, end) for start, end, _ in results]
         times = sorted(sim.stats().models[MODELS[2]].request_times)
         faults_seen = sim.stats().models[MODELS[2]].faults
     assert faults_seen == {"rate_limit": 1}
-    assert len(times) == 20  # every fusion called the judge once; none was dropped
+    # every fusion called the judge once (the retried call twice); none was dropped
+    assert len(times) == 20 + (max_retries > 0)
+    judged = [status for _, _, status in results]
+    assert judged.count("ok") == 20 - (max_retries == 0)  # a retried 429 costs no answer
     throttled_at = times[0]
     # Nothing reached the judge model in the second after the 429 ...
     assert times[1] - throttled_at >= 0.9
