@@ -45,6 +45,58 @@ def die_with_parent() -> None:
         pass
 
 
+def start_listening(
+    argv: Sequence[str],
+    what: str,
+    ready_path: str,
+    *,
+    env: dict[str, str],
+    stderr: Any = None,
+    ready_timeout: float = 30.0,
+) -> tuple[subprocess.Popen[str], str]:
+    """Start a server that prints its loopback URL first, and wait until `ready_path` answers.
+
+    Returns the process and its URL; raises (with the process stopped) when it does not
+    start.
+    """
+    process = subprocess.Popen(
+        [sys.executable, *argv],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env=env,
+        preexec_fn=die_with_parent if sys.platform == "linux" else None,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:\d+", line)
+    if not match:
+        stop_process(process)
+        raise RuntimeError(f"{what} did not start: {line!r}")
+    base = match.group(0)
+    deadline = time.monotonic() + ready_timeout
+    while True:
+        try:
+            httpx.get(base + ready_path, timeout=2).raise_for_status()
+            return process, base
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                stop_process(process)
+                raise
+            time.sleep(0.05)
+
+
+def stop_process(process: subprocess.Popen[str], grace: float = 10.0) -> None:
+    """Terminate `process` if it still runs; kill it if it does not end within `grace`."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 class SimProcess:
     """The simulator serving a scenario in its own process, on a free loopback port.
 
@@ -71,33 +123,20 @@ class SimProcess:
 
     def __enter__(self) -> SimProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "langchain_fusion.sim", "--scenario", str(self.path)),
-                *("--port", "0", "--log-level", "critical"),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-            preexec_fn=die_with_parent if sys.platform == "linux" else None,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+", line)
-        if not match:
+        try:
+            self.process, self.base = start_listening(
+                [
+                    *("-m", "langchain_fusion.sim", "--scenario", str(self.path)),
+                    *("--port", "0", "--log-level", "critical"),
+                ],
+                "the simulator",
+                "/v1/models",
+                env=env,
+                ready_timeout=self.ready_timeout,
+            )
+        except BaseException:
             self.stop()
-            raise RuntimeError(f"the simulator did not start: {line!r}")
-        self.base = match.group(0)
-        deadline = time.monotonic() + self.ready_timeout
-        while True:
-            try:
-                httpx.get(self.base + "/v1/models", timeout=2).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise
-                time.sleep(0.05)
+            raise
         return self
 
     def __exit__(
@@ -110,13 +149,8 @@ class SimProcess:
 
     def stop(self) -> None:
         """Stop the simulator process (the one this object started) and clean up."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process is not None:
+            stop_process(self.process)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

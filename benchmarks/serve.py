@@ -28,8 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,8 +36,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx
-from _common import API_KEY, SCENARIOS, SimProcess, die_with_parent, machine, percentile, table
+from _common import (
+    API_KEY,
+    SCENARIOS,
+    SimProcess,
+    machine,
+    percentile,
+    server_cpu,
+    start_listening,
+    stop_process,
+    table,
+)
 
 PROMPT = "Review this migration plan for operational risks."
 MODEL = "fusion/best_of"
@@ -69,40 +76,24 @@ class ServerProcess:
     def __init__(self, config: Path, log: Path) -> None:
         env = {**os.environ, "BENCH_UPSTREAM_KEY": API_KEY}
         self.log = log.open("w")
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "langchain_fusion", "serve", "--config", str(config)),
-                *("--port", "0", "--log-level", "info"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            env=env,
-            preexec_fn=die_with_parent if sys.platform == "linux" else None,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+", line)
-        if not match:
-            self.stop()
-            raise RuntimeError(f"fusion serve did not start: {line!r}")
-        self.base = match.group(0)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(self.base + "/health", timeout=2).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise
-                time.sleep(0.05)
+        try:
+            self.process, self.base = start_listening(
+                [
+                    *("-m", "langchain_fusion", "serve", "--config", str(config)),
+                    *("--port", "0", "--log-level", "info"),
+                ],
+                "fusion serve",
+                "/health",
+                env=env,
+                stderr=self.log,
+            )
+        except BaseException:
+            self.log.close()
+            raise
 
     def cpu_s(self) -> float:
         """User + system CPU seconds of the server process so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        return server_cpu(self.process.pid)
 
     def peak_rss_mib(self) -> float:
         """Peak resident memory of the server process (VmHWM), MiB."""
@@ -113,13 +104,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Stop the server this object started."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace=15)
         self.log.close()
 
 
